@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The full test suite: installs what the tests need (Neovim 0.11 for the headless-client
+# test), then runs every test against the real binary.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REVIEW_LSP_NVIM="$(scripts/install-nvim.sh)"
+export REVIEW_LSP_NVIM
+cargo test --locked --all-targets

@@ -1,0 +1,250 @@
+//! Owns `review-lsp scan`: settings, cache, discovery, the parallel review of every file, and
+//! handing the [`Report`] to the chosen format. The review itself is [`Engine::review`], the
+//! same call the server makes.
+//!
+//! Decisions worth knowing:
+//! - A broken settings file (unreadable, not TOML) is exit 2 whether it came from `--config`
+//!   or from `<root>/review-lsp.toml`: in CI, silently scanning with defaults would hide it.
+//!   Unknown keys and bad values are warnings, and the rest applies.
+//! - Skipped files (too large, binary, not UTF-8, unreadable) are reported on stderr and in
+//!   the report, and do not change the exit code.
+//! - A panic while reviewing one file skips that file; the rest of the scan goes on.
+
+use std::io::{self, IsTerminal, Write};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use tokio_util::sync::CancellationToken;
+
+use super::output::{self, Report, Reported, Skipped};
+use super::{EXIT_USAGE, Format, ScanArgs};
+use crate::config::{self, Config, Layer};
+use crate::review::{Engine, Outcome, Request, Source};
+use crate::store::Cache;
+use crate::syntax::Language;
+use crate::workspace;
+
+pub fn run(args: &ScanArgs) -> ExitCode {
+    crate::logging::init_cli();
+    match scan(args) {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
+
+/// `Err` is a usage or configuration error (exit 2), already worded for the user.
+fn scan(args: &ScanArgs) -> Result<ExitCode, String> {
+    let started = Instant::now();
+    for path in &args.paths {
+        if let Err(err) = std::fs::metadata(path) {
+            return Err(format!("{}: {err}", path.display()));
+        }
+    }
+    let root = scan_root(&args.paths[0]);
+    let config = load_config(args.config.as_deref(), &root)?;
+
+    let cache = (!args.no_cache && config.cache.enabled).then(|| {
+        let ttl = Duration::from_secs(config.cache.ttl_secs);
+        Arc::new(Cache::open(&config.cache.resolved_dir(), &root, ttl))
+    });
+    let engine = Engine::new(config.review.clone(), cache.clone());
+
+    let files = workspace::discover(&args.paths);
+    let results = review_all(&engine, &files, &root, config.review.max_file_size);
+    if let Some(cache) = &cache {
+        cache.flush();
+    }
+
+    let mut report = Report { root_uri: root_uri(&root), ..Report::default() };
+    for result in results {
+        match result {
+            FileResult::Reviewed { findings, outcome } => {
+                let s = &mut report.stats;
+                s.files_scanned += 1;
+                if outcome.cache_hit {
+                    s.cache_hits += 1;
+                } else {
+                    s.cache_misses += 1;
+                }
+                s.llm_calls += outcome.llm_calls;
+                s.prompt_tokens += outcome.prompt_tokens;
+                s.completion_tokens += outcome.completion_tokens;
+                report.findings.extend(findings);
+            }
+            FileResult::Skipped(skipped) => report.skipped.push(skipped),
+        }
+    }
+    report.stats.files_skipped = report.skipped.len() as u64;
+    report.stats.findings = report.findings.len() as u64;
+    report.stats.duration_ms = started.elapsed().as_millis() as u64;
+
+    for s in &report.skipped {
+        eprintln!("skipped {}: {}", s.path, s.reason);
+    }
+    if files.is_empty() {
+        eprintln!("warning: no files to review under {}", display_paths(&args.paths));
+    }
+
+    let failed = args.fail_on.threshold().is_some_and(|min| report.findings.iter().any(|r| r.finding.severity >= min));
+    let code = if failed { ExitCode::from(1) } else { ExitCode::SUCCESS };
+    match print(&report, args.format) {
+        Ok(()) => Ok(code),
+        // `review-lsp scan | head`: the reader left, which is not our failure.
+        Err(err) if err.kind() == io::ErrorKind::BrokenPipe => Ok(code),
+        Err(err) => Err(format!("cannot write the report: {err}")),
+    }
+}
+
+/// Where paths are relative to and `review-lsp.toml` is read from: the first path if it is a
+/// directory, else its parent.
+fn scan_root(first: &Path) -> PathBuf {
+    if first.is_dir() {
+        return first.to_path_buf();
+    }
+    match first.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+fn root_uri(root: &Path) -> Option<String> {
+    let abs = std::fs::canonicalize(root).or_else(|_| std::path::absolute(root)).ok()?;
+    let uri = output::sarif::file_uri(&abs);
+    Some(if uri.ends_with('/') { uri } else { uri + "/" })
+}
+
+fn load_config(explicit: Option<&Path>, root: &Path) -> Result<Config, String> {
+    let layer = match explicit {
+        Some(path) => Some(Layer::from_toml_file(path)),
+        None => config::workspace_layer(root),
+    };
+    let layers = match layer {
+        Some(Ok(layer)) => vec![layer],
+        Some(Err(problem)) => return Err(problem.to_string()),
+        None => Vec::new(),
+    };
+    let (config, problems) = config::resolve(&layers);
+    for problem in problems {
+        eprintln!("warning: {problem}");
+    }
+    Ok(config)
+}
+
+enum FileResult {
+    Reviewed { findings: Vec<Reported>, outcome: Outcome },
+    Skipped(Skipped),
+}
+
+/// Reviews `files` on one worker per core (or `review.workers`). Workers pull the next index
+/// from a shared counter, so a few huge files do not leave the other workers idle, and
+/// results come back in `files` order.
+fn review_all(engine: &Engine, files: &[PathBuf], root: &Path, max_size: u64) -> Vec<FileResult> {
+    let workers = engine.settings().worker_count().clamp(1, files.len().max(1));
+    let progress = progress_bar(files.len());
+    let next = AtomicUsize::new(0);
+    let mut indexed: Vec<(usize, FileResult)> = Vec::with_capacity(files.len());
+
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(path) = files.get(i) else { break };
+                        done.push((i, review_file(engine, path, root, max_size)));
+                        if let Some(bar) = &progress {
+                            bar.inc(1);
+                        }
+                    }
+                    done
+                })
+            })
+            .collect();
+        for handle in handles {
+            // `review_file` catches panics, so a worker itself does not panic.
+            indexed.extend(handle.join().unwrap_or_default());
+        }
+    });
+    if let Some(bar) = progress {
+        bar.finish_and_clear();
+    }
+    indexed.sort_unstable_by_key(|(i, _)| *i);
+    indexed.into_iter().map(|(_, r)| r).collect()
+}
+
+fn review_file(engine: &Engine, path: &Path, root: &Path, max_size: u64) -> FileResult {
+    let rel = output::relative_path(root, path);
+    let skipped = |reason: String| FileResult::Skipped(Skipped { path: rel.clone(), reason });
+    let Some(language) = Language::from_path(path) else {
+        return skipped("not a supported language".into());
+    };
+    let text = match workspace::load(path, max_size) {
+        Ok(text) => text,
+        Err(skip) => return skipped(skip.to_string()),
+    };
+    let reviewed = catch_unwind(AssertUnwindSafe(|| {
+        engine.review(&Source { language, text: &text }, &Request::default(), &CancellationToken::new())
+    }));
+    match reviewed {
+        Ok(Ok(mut outcome)) => {
+            let findings = output::locate(&rel, &text, std::mem::take(&mut outcome.findings));
+            FileResult::Reviewed { findings, outcome }
+        }
+        // Nothing cancels a scan's token; kept total rather than unreachable.
+        Ok(Err(cancelled)) => skipped(cancelled.to_string()),
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            tracing::error!(path = %rel, "review panicked: {what}");
+            skipped(format!("internal error while reviewing (a bug, please report it): {what}"))
+        }
+    }
+}
+
+/// A bar on stderr, and only when stderr is a terminal: logs and CI output stay clean.
+fn progress_bar(len: usize) -> Option<ProgressBar> {
+    if !io::stderr().is_terminal() || len == 0 {
+        return None;
+    }
+    let bar = ProgressBar::with_draw_target(Some(len as u64), ProgressDrawTarget::stderr());
+    if let Ok(style) = ProgressStyle::with_template("{spinner} reviewing {pos}/{len} files {wide_bar} {elapsed}") {
+        bar.set_style(style);
+    }
+    Some(bar)
+}
+
+fn print(report: &Report, format: Format) -> io::Result<()> {
+    match format {
+        Format::Text => {
+            // anstream strips the styles unless stdout is a terminal that wants colour.
+            let mut out = io::BufWriter::new(anstream::stdout().lock());
+            output::text::write(report, &mut out)?;
+            out.flush()
+        }
+        Format::Json | Format::Sarif => {
+            let mut out = io::BufWriter::new(io::stdout().lock());
+            if format == Format::Json {
+                output::json::write(report, &mut out)?;
+            } else {
+                output::sarif::write(report, &mut out)?;
+            }
+            out.flush()
+        }
+    }
+}
+
+fn display_paths(paths: &[PathBuf]) -> String {
+    paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+}

@@ -1,0 +1,322 @@
+//! Owns the settings schema and its parsing. One schema serves `review-lsp.toml`,
+//! `initializationOptions` and `workspace/didChangeConfiguration`.
+//!
+//! Parsing never fails: an unknown key or a bad value becomes a [`Problem`] and that one
+//! setting falls back to its default, so a typo never takes the server down.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::review::finding::{Category, Severity};
+
+pub const CONFIG_FILE_NAME: &str = "review-lsp.toml";
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    pub review: ReviewSettings,
+    pub cache: CacheSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ReviewSettings {
+    /// Quiet time after the last edit before a review starts.
+    pub debounce_ms: u64,
+    /// Files larger than this many bytes are skipped with a message.
+    pub max_file_size: u64,
+    /// The agents that may run; the classifier picks among these per chunk.
+    pub agents: Vec<Category>,
+    /// Rule ids never reported.
+    pub disabled_rules: Vec<String>,
+    /// Per-rule severity overrides.
+    pub severity: BTreeMap<String, Severity>,
+    /// Review workers; 0 means one per core.
+    pub workers: usize,
+}
+
+impl Default for ReviewSettings {
+    fn default() -> Self {
+        ReviewSettings {
+            debounce_ms: 300,
+            max_file_size: 1024 * 1024,
+            agents: Category::ALL.to_vec(),
+            disabled_rules: Vec::new(),
+            severity: BTreeMap::new(),
+            workers: 0,
+        }
+    }
+}
+
+impl ReviewSettings {
+    pub fn worker_count(&self) -> usize {
+        if self.workers > 0 { self.workers } else { std::thread::available_parallelism().map_or(2, |n| n.get()) }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CacheSettings {
+    pub enabled: bool,
+    /// Where cache files live; default `$XDG_CACHE_HOME/review-lsp`, else `~/.cache/review-lsp`.
+    pub dir: Option<PathBuf>,
+    pub ttl_secs: u64,
+}
+
+impl Default for CacheSettings {
+    fn default() -> Self {
+        CacheSettings { enabled: true, dir: None, ttl_secs: 3600 }
+    }
+}
+
+impl CacheSettings {
+    pub fn resolved_dir(&self) -> PathBuf {
+        self.dir.clone().unwrap_or_else(default_cache_dir)
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LogSettings {
+    /// Log file for the server; default `<cache dir>/logs/review-lsp.log`.
+    pub file: Option<PathBuf>,
+}
+
+pub fn default_cache_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir).join("review-lsp");
+    }
+    match std::env::home_dir() {
+        Some(home) => home.join(".cache").join("review-lsp"),
+        None => std::env::temp_dir().join("review-lsp"),
+    }
+}
+
+/// Something wrong with one setting. The rest of the settings still apply.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// Where the setting came from: a file path, `initializationOptions`, ...
+    pub origin: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.origin, self.message)
+    }
+}
+
+/// One source of settings, before merging.
+#[derive(Clone, Debug)]
+pub struct Layer {
+    pub origin: String,
+    pub value: Value,
+}
+
+impl Layer {
+    /// Reads a TOML file. A file that is not valid TOML yields a problem and no settings.
+    pub fn from_toml_file(path: &Path) -> Result<Layer, Problem> {
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Problem { origin: origin.clone(), message: format!("cannot read config: {e}") })?;
+        Layer::from_toml_str(&text, origin)
+    }
+
+    pub fn from_toml_str(text: &str, origin: String) -> Result<Layer, Problem> {
+        match toml::from_str::<Value>(text) {
+            Ok(value) => Ok(Layer { origin, value }),
+            Err(e) => Err(Problem { origin, message: format!("invalid TOML, file ignored: {}", e.message()) }),
+        }
+    }
+
+    /// Settings sent by an editor. Clients nest them under their section name, so accept
+    /// `{"review-lsp": {...}}` as well as the bare object. `null` means no settings.
+    pub fn from_client(value: Value, origin: &str) -> Layer {
+        let value = match value {
+            Value::Object(mut map)
+                if map.len() == 1 && (map.contains_key("review-lsp") || map.contains_key("reviewLsp")) =>
+            {
+                map.remove("review-lsp").or_else(|| map.remove("reviewLsp")).unwrap_or(Value::Null)
+            }
+            Value::Null => Value::Object(Default::default()),
+            other => other,
+        };
+        Layer { origin: origin.to_string(), value }
+    }
+}
+
+/// Merges layers in order (later wins, key by key) and parses the result.
+pub fn resolve(layers: &[Layer]) -> (Config, Vec<Problem>) {
+    let mut problems = Vec::new();
+    let mut merged = Value::Object(Default::default());
+    for layer in layers {
+        let cleaned = clean_layer(layer, &mut problems);
+        merge(&mut merged, cleaned);
+    }
+    // Every layer is clean on its own, and merging clean objects keeps them clean.
+    let config = serde_json::from_value(merged).unwrap_or_else(|e| {
+        tracing::error!("merged settings failed to parse ({e}); using defaults");
+        Config::default()
+    });
+    (config, problems)
+}
+
+/// Parses one layer, reporting unknown keys and removing bad values until what remains
+/// parses. Bounded: each round removes one value.
+fn clean_layer(layer: &Layer, problems: &mut Vec<Problem>) -> Value {
+    let mut value = layer.value.clone();
+    if !value.is_object() {
+        problems
+            .push(Problem { origin: layer.origin.clone(), message: "settings must be a table/object; ignored".into() });
+        return Value::Object(Default::default());
+    }
+    for _ in 0..256 {
+        let mut unknown = Vec::new();
+        let mut track = serde_path_to_error::Track::new();
+        let de = serde_path_to_error::Deserializer::new(&value, &mut track);
+        let result: Result<Config, _> = serde_ignored::deserialize(de, |path| unknown.push(path.to_string()));
+        match result {
+            Ok(_) => {
+                for key in unknown {
+                    problems.push(Problem {
+                        origin: layer.origin.clone(),
+                        message: format!("unknown setting `{key}` (ignored)"),
+                    });
+                    remove_path(&mut value, &key.split('.').map(str::to_string).collect::<Vec<_>>());
+                }
+                return value;
+            }
+            Err(err) => {
+                let path = track.path();
+                let segments: Vec<String> = path.iter().map(|s| s.to_string()).collect();
+                problems.push(Problem {
+                    origin: layer.origin.clone(),
+                    message: format!("bad value for `{path}`: {err}; using the default"),
+                });
+                if segments.is_empty() || !remove_path(&mut value, &segments) {
+                    return Value::Object(Default::default());
+                }
+            }
+        }
+    }
+    Value::Object(Default::default())
+}
+
+fn remove_path(value: &mut Value, segments: &[String]) -> bool {
+    let Some((last, parents)) = segments.split_last() else { return false };
+    let mut cur = value;
+    for seg in parents {
+        cur = match cur {
+            Value::Object(map) => match map.get_mut(seg) {
+                Some(v) => v,
+                None => return false,
+            },
+            Value::Array(items) => match seg.parse::<usize>().ok().and_then(|i| items.get_mut(i)) {
+                Some(v) => v,
+                None => return false,
+            },
+            _ => return false,
+        };
+    }
+    match cur {
+        Value::Object(map) => map.remove(last).is_some(),
+        Value::Array(items) => match last.parse::<usize>() {
+            Ok(i) if i < items.len() => {
+                items.remove(i);
+                true
+            }
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
+fn merge(base: &mut Value, overlay: Value) {
+    match (base, overlay) {
+        (Value::Object(b), Value::Object(o)) => {
+            for (k, v) in o {
+                match b.get_mut(&k) {
+                    Some(existing) if existing.is_object() && v.is_object() => merge(existing, v),
+                    _ => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (b, o) => *b = o,
+    }
+}
+
+/// The workspace's `review-lsp.toml`, if there is one.
+pub fn workspace_layer(root: &Path) -> Option<Result<Layer, Problem>> {
+    let path = root.join(CONFIG_FILE_NAME);
+    path.is_file().then(|| Layer::from_toml_file(&path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn layer(v: Value) -> Layer {
+        Layer { origin: "test".into(), value: v }
+    }
+
+    #[test]
+    fn defaults_when_empty() {
+        let (c, p) = resolve(&[layer(json!({}))]);
+        assert_eq!(c, Config::default());
+        assert!(p.is_empty());
+    }
+
+    #[test]
+    fn unknown_key_reported_rest_applies() {
+        let (c, p) = resolve(&[layer(json!({"review": {"debounce_ms": 50, "debounse": 1}, "bogus": true}))]);
+        assert_eq!(c.review.debounce_ms, 50);
+        let msgs: Vec<_> = p.iter().map(|p| p.message.clone()).collect();
+        assert!(msgs.iter().any(|m| m.contains("`review.debounse`")), "{msgs:?}");
+        assert!(msgs.iter().any(|m| m.contains("`bogus`")), "{msgs:?}");
+    }
+
+    #[test]
+    fn bad_value_falls_back_to_default_only_for_that_key() {
+        let (c, p) = resolve(&[layer(json!({"review": {"debounce_ms": "fast", "max_file_size": 10}}))]);
+        assert_eq!(c.review.debounce_ms, 300);
+        assert_eq!(c.review.max_file_size, 10);
+        assert_eq!(p.len(), 1);
+        assert!(p[0].message.contains("review.debounce_ms"), "{}", p[0].message);
+    }
+
+    #[test]
+    fn bad_agent_name_is_reported() {
+        let (c, p) = resolve(&[layer(json!({"review": {"agents": ["security", "vibes"]}}))]);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].message.contains("review.agents") && p[0].message.contains("vibes"), "{}", p[0].message);
+        // The setting as a whole falls back; a half-applied list would surprise more.
+        assert_eq!(c.review.agents, Category::ALL.to_vec());
+    }
+
+    #[test]
+    fn later_layers_win_key_by_key() {
+        let (c, _) = resolve(&[
+            layer(json!({"review": {"debounce_ms": 10, "max_file_size": 5}})),
+            layer(json!({"review": {"debounce_ms": 20}})),
+        ]);
+        assert_eq!((c.review.debounce_ms, c.review.max_file_size), (20, 5));
+    }
+
+    #[test]
+    fn client_settings_may_be_wrapped() {
+        let l = Layer::from_client(json!({"review-lsp": {"review": {"debounce_ms": 7}}}), "client");
+        assert_eq!(resolve(&[l]).0.review.debounce_ms, 7);
+    }
+
+    #[test]
+    fn invalid_toml_is_a_problem_not_a_crash() {
+        assert!(Layer::from_toml_str("[review\nx=", "f".into()).is_err());
+    }
+}

@@ -1,0 +1,240 @@
+//! JavaScript and TypeScript rules. One query source serves the JavaScript, TypeScript and
+//! TSX grammars (it only names node kinds the three share); each rule is registered twice,
+//! as `javascript/...` for JS files and `typescript/...` for TS and TSX files.
+
+use tree_sitter::Node;
+
+use super::{Match, RuleInfo, Spec, Verdict, child_of_kind, delete_if_alone, replace, text};
+use crate::review::finding::Category::{self, *};
+use crate::review::finding::Severity::*;
+
+/// Declares the rule table once and expands it under both language prefixes.
+macro_rules! js_rules {
+    ($(($cat:ident, $cat_str:literal, $name:literal, $sev:ident, $fix:literal, $summary:literal)),* $(,)?) => {
+        pub(super) const JS_RULES: &[RuleInfo] = &[
+            $(super::rule(concat!("javascript/", $cat_str, "/", $name), $cat, $sev, $fix, $summary)),*
+        ];
+        pub(super) const TS_RULES: &[RuleInfo] = &[
+            $(super::rule(concat!("typescript/", $cat_str, "/", $name), $cat, $sev, $fix, $summary)),*
+        ];
+    };
+}
+
+js_rules! {
+    (Security, "security", "eval", Warning, false, "eval() of a non-literal runs arbitrary code"),
+    (Security, "security", "new-function", Warning, false, "Function constructor compiles code from a string"),
+    (Security, "security", "inner-html", Warning, false, "assigning non-literal HTML to innerHTML/outerHTML invites XSS"),
+    (Security, "security", "document-write", Warning, false, "document.write of a non-literal invites XSS"),
+    (Correctness, "correctness", "loose-equality", Warning, true, "== / != coerce types; use === / !=="),
+    (Correctness, "correctness", "invalid-typeof", Error, true, "typeof compared with a string it can never return"),
+    (Maintainability, "maintainability", "debugger", Warning, true, "debugger statement left in code"),
+    (Maintainability, "maintainability", "var", Info, false, "var is function-scoped and hoisted; use let or const"),
+}
+
+pub(super) static JS_SPEC: Spec = Spec { rules: JS_RULES, query, check };
+pub(super) static TS_SPEC: Spec = Spec { rules: TS_RULES, query, check };
+
+fn query(cat: Category) -> &'static str {
+    match cat {
+        Security => SECURITY,
+        Correctness => CORRECTNESS,
+        Maintainability => MAINTAINABILITY,
+        Performance | Documentation => "",
+    }
+}
+
+const SECURITY: &str = r#"
+((call_expression function: (identifier) @eval.fn arguments: (arguments . (_) @eval.arg)) @eval
+  (#eq? @eval.fn "eval"))
+((new_expression constructor: (identifier) @new-function.ctor arguments: (arguments) @new-function.args) @new-function
+  (#eq? @new-function.ctor "Function"))
+((call_expression function: (identifier) @new-function.ctor arguments: (arguments) @new-function.args) @new-function
+  (#eq? @new-function.ctor "Function"))
+((assignment_expression
+   left: (member_expression property: (property_identifier) @inner-html.prop)
+   right: (_) @inner-html.value) @inner-html
+  (#any-of? @inner-html.prop "innerHTML" "outerHTML"))
+((augmented_assignment_expression
+   left: (member_expression property: (property_identifier) @inner-html.prop)
+   right: (_) @inner-html.value) @inner-html
+  (#any-of? @inner-html.prop "innerHTML" "outerHTML"))
+((call_expression
+   function: (member_expression object: (identifier) @document-write.obj property: (property_identifier) @document-write.prop)
+   arguments: (arguments) @document-write.args) @document-write
+  (#eq? @document-write.obj "document")
+  (#any-of? @document-write.prop "write" "writeln"))
+"#;
+
+const CORRECTNESS: &str = r#"
+(binary_expression operator: ["==" "!="] @loose-equality.op) @loose-equality
+(binary_expression
+  left: (unary_expression operator: "typeof")
+  operator: ["==" "===" "!=" "!=="]
+  right: (string) @invalid-typeof.str) @invalid-typeof
+(binary_expression
+  left: (string) @invalid-typeof.str
+  operator: ["==" "===" "!=" "!=="]
+  right: (unary_expression operator: "typeof")) @invalid-typeof
+"#;
+
+const MAINTAINABILITY: &str = r#"
+(debugger_statement) @debugger
+(variable_declaration) @var
+"#;
+
+const TYPEOF_RESULTS: [&str; 8] =
+    ["undefined", "object", "boolean", "number", "string", "function", "symbol", "bigint"];
+
+fn check<'t>(rule: &str, node: Node<'t>, m: &Match<'t>, src: &str) -> Option<Verdict> {
+    match rule {
+        "eval" => {
+            if is_plain_string(m.get("arg")?) {
+                return None;
+            }
+            Some(Verdict::new(
+                node,
+                "eval() of a non-literal runs arbitrary code; parse the data (e.g. JSON.parse) instead",
+            ))
+        }
+        "new-function" => {
+            let args = m.get("args")?;
+            let mut cursor = args.walk();
+            if args.named_children(&mut cursor).all(|a| is_plain_string(a) || a.kind() == "comment") {
+                return None;
+            }
+            Some(Verdict::new(
+                node,
+                "the Function constructor compiles code from strings, like eval; avoid building code at run time",
+            ))
+        }
+        "inner-html" => {
+            let value = m.get("value")?;
+            if is_plain_string(value) || is_sanitized(value, src) {
+                return None;
+            }
+            let prop = text(m.get("prop")?, src);
+            Some(Verdict::new(
+                node,
+                format!("assigning non-literal HTML to {prop} invites XSS; use textContent or sanitize the markup"),
+            ))
+        }
+        "document-write" => {
+            let args = m.get("args")?;
+            let mut cursor = args.walk();
+            if args.named_children(&mut cursor).all(|a| is_plain_string(a) || a.kind() == "comment") {
+                return None;
+            }
+            Some(Verdict::new(node, "document.write of a non-literal invites XSS; build DOM nodes instead"))
+        }
+        "loose-equality" => {
+            let (left, right) = (node.child_by_field_name("left")?, node.child_by_field_name("right")?);
+            // `x == null` is the idiom for "null or undefined", and typeof always yields a
+            // string, so neither coerces anything surprising.
+            if [left, right].iter().any(|n| matches!(n.kind(), "null" | "undefined") || is_typeof(*n)) {
+                return None;
+            }
+            let op = m.get("op")?;
+            let new = if op.kind() == "==" { "===" } else { "!==" };
+            Some(
+                Verdict::new(node, format!("`{}` coerces its operands; use `{new}`", op.kind()))
+                    .with_fix(replace(src, op, new)),
+            )
+        }
+        "invalid-typeof" => {
+            let s = m.get("str")?;
+            let value = string_value(s, src)?;
+            if TYPEOF_RESULTS.contains(&value) {
+                return None;
+            }
+            let fix = closest_typeof(value).and_then(|good| {
+                let q = &text(s, src)[..1];
+                replace(src, s, &format!("{q}{good}{q}"))
+            });
+            Some(
+                Verdict::new(s, format!("typeof never returns \"{value}\"; this comparison is always the same"))
+                    .with_fix(fix),
+            )
+        }
+        "debugger" => Some(Verdict::new(node, "remove the debugger statement").with_fix(delete_if_alone(src, node))),
+        "var" => {
+            let mut cur = node.parent();
+            while let Some(n) = cur {
+                // `declare var` and `declare global { var ... }` are how TS types globals.
+                if n.kind() == "ambient_declaration" {
+                    return None;
+                }
+                cur = n.parent();
+            }
+            Some(Verdict::new(node.child(0)?, "`var` is function-scoped and hoisted; use `let` or `const`"))
+        }
+        _ => None,
+    }
+}
+
+/// A string literal, or a template literal without substitutions.
+fn is_plain_string(n: Node<'_>) -> bool {
+    match n.kind() {
+        "string" => true,
+        "template_string" => child_of_kind(n, "template_substitution").is_none(),
+        _ => false,
+    }
+}
+
+fn is_typeof(n: Node<'_>) -> bool {
+    n.kind() == "unary_expression" && n.child_by_field_name("operator").is_some_and(|o| o.kind() == "typeof")
+}
+
+/// Markup passed through a sanitizer (DOMPurify.sanitize, sanitizeHtml, ...) is the fix
+/// this rule asks for, so it is not reported.
+fn is_sanitized(value: Node<'_>, src: &str) -> bool {
+    value.kind() == "call_expression"
+        && value.child_by_field_name("function").is_some_and(|f| text(f, src).to_ascii_lowercase().contains("sanitiz"))
+}
+
+fn string_value<'s>(s: Node<'_>, src: &'s str) -> Option<&'s str> {
+    let t = text(s, src);
+    t.get(1..t.len().checked_sub(1)?)
+}
+
+/// The valid typeof result a typo most likely meant, when exactly one is within two edits.
+fn closest_typeof(value: &str) -> Option<&'static str> {
+    let mut near = TYPEOF_RESULTS.iter().filter(|good| edit_distance(value, good) <= 2);
+    let first = near.next()?;
+    near.next().is_none().then_some(*first)
+}
+
+/// Optimal string alignment distance: Levenshtein plus adjacent transpositions ("fucntion").
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            d[i][j] = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                d[i][j] = d[i][j].min(d[i - 2][j - 2] + 1);
+            }
+        }
+    }
+    d[a.len()][b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typo_suggestions_are_unambiguous() {
+        assert_eq!(closest_typeof("strng"), Some("string"));
+        assert_eq!(closest_typeof("fucntion"), Some("function"));
+        assert_eq!(closest_typeof("undefned"), Some("undefined"));
+        assert_eq!(closest_typeof("array"), None);
+        assert_eq!(closest_typeof("null"), None);
+    }
+}

@@ -1,0 +1,164 @@
+//! Owns turning findings into LSP diagnostics (with the fix carried in `Diagnostic.data`)
+//! and the review task that publishes them for exactly the version it reviewed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ropey::Rope;
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+use tower_lsp_server::ls_types::{Diagnostic, DiagnosticSeverity, NumberOrString, Position, Range, Uri};
+
+use super::document::TextDocument;
+use super::encoding::{PositionEncoding, byte_column_to_position, end_of_line};
+use super::session::Session;
+use crate::review::finding::{Finding, Severity};
+use crate::review::{Outcome, Request, Source};
+use crate::scheduler::{Job, Lane};
+
+pub const SOURCE: &str = "review-lsp";
+
+/// What rides in `Diagnostic.data`: everything a code action needs, so a quick fix is a
+/// pure decode with no lookup and no re-review.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DiagnosticData {
+    pub rule: String,
+    pub origin: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fix: Option<FixEdit>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FixEdit {
+    pub range: Range,
+    #[serde(rename = "newText")]
+    pub new_text: String,
+}
+
+pub fn to_diagnostic(doc: &TextDocument, finding: &Finding, enc: PositionEncoding) -> Diagnostic {
+    let rope = &doc.rope;
+    let s = &finding.span;
+    let range = Range::new(
+        byte_column_to_position(rope, s.start_line, s.start_col, enc),
+        byte_column_to_position(rope, s.end_line, s.end_col, enc),
+    );
+    let fix = finding
+        .fix
+        .as_ref()
+        .map(|f| FixEdit { range: whole_lines(rope, f.start_line, f.end_line, enc), new_text: f.replacement.clone() });
+    let data = DiagnosticData { rule: finding.rule.clone(), origin: finding.source.clone(), fix };
+    Diagnostic {
+        range,
+        severity: Some(severity(finding.severity)),
+        code: Some(NumberOrString::String(finding.rule.clone())),
+        source: Some(SOURCE.to_string()),
+        message: finding.message.clone(),
+        data: serde_json::to_value(data).ok(),
+        ..Default::default()
+    }
+}
+
+/// Lines `first..=last` with their terminators: up to the start of the next line, or the
+/// end of the text when `last` is the final line.
+fn whole_lines(rope: &Rope, first: u32, last: u32, enc: PositionEncoding) -> Range {
+    let start = Position::new(first, 0);
+    // ropey counts one more line than there are line breaks, so a next line exists exactly
+    // when `last` ends with a terminator.
+    let end =
+        if (last as usize) + 1 < rope.len_lines() { Position::new(last + 1, 0) } else { end_of_line(rope, last, enc) };
+    Range::new(start, end)
+}
+
+fn severity(s: Severity) -> DiagnosticSeverity {
+    match s {
+        Severity::Error => DiagnosticSeverity::ERROR,
+        Severity::Warning => DiagnosticSeverity::WARNING,
+        Severity::Info => DiagnosticSeverity::INFORMATION,
+        Severity::Hint => DiagnosticSeverity::HINT,
+    }
+}
+
+/// Queues a review of an open document. `delay` is the debounce (zero on open and save).
+pub fn schedule_review(session: &Arc<Session>, uri: Uri, lane: Lane, delay: Duration, request: Request) {
+    let Some(version) = session.with_documents(|d| d.get(&uri).filter(|d| d.language.is_some()).map(|d| d.version))
+    else {
+        return;
+    };
+    let s = session.clone();
+    let key = uri.to_string();
+    session.scheduler.schedule(Job {
+        key,
+        version: version as i64,
+        lane,
+        delay,
+        parent: None,
+        task: Box::new(move |token| {
+            Box::pin(async move {
+                review_open_document(s, uri, request, token).await;
+            })
+        }),
+    });
+}
+
+/// Reviews the document as it is now and publishes the result if, and only if, the
+/// document is still at the reviewed version. Returns the outcome for commands.
+pub async fn review_open_document(
+    session: Arc<Session>,
+    uri: Uri,
+    request: Request,
+    token: CancellationToken,
+) -> Option<Outcome> {
+    let snapshot = session.snapshot(&uri)?;
+    let engine = session.engine();
+    let max = engine.settings().max_file_size;
+    if snapshot.text.len() as u64 > max {
+        tracing::info!(uri = %uri.as_str(), bytes = snapshot.text.len(), "document over review.max_file_size; not reviewed");
+        session.client.publish_diagnostics(uri, Vec::new(), Some(snapshot.version)).await;
+        return None;
+    }
+    let version = snapshot.version;
+    let outcome = run_blocking(engine, snapshot, request, token).await?;
+    session.totals().record(&outcome);
+    publish_if_current(&session, uri, version, &outcome).await;
+    Some(outcome)
+}
+
+/// Runs the CPU-bound review off the async threads. A panic inside is re-raised here so
+/// the scheduler's per-job guard reports it.
+pub async fn run_blocking(
+    engine: Arc<crate::review::Engine>,
+    snapshot: super::session::Snapshot,
+    request: Request,
+    token: CancellationToken,
+) -> Option<Outcome> {
+    let joined = tokio::task::spawn_blocking(move || {
+        let source = Source { language: snapshot.language, text: &snapshot.text };
+        engine.review(&source, &request, &token)
+    })
+    .await;
+    match joined {
+        Ok(Ok(outcome)) => Some(outcome),
+        Ok(Err(_cancelled)) => None,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => None,
+    }
+}
+
+pub async fn publish_if_current(session: &Session, uri: Uri, version: i32, outcome: &Outcome) {
+    let enc = session.info().encoding;
+    let diagnostics = session.with_documents(|docs| {
+        let doc = docs.get(&uri).filter(|d| d.version == version)?;
+        Some(outcome.findings.iter().map(|f| to_diagnostic(doc, f, enc)).collect::<Vec<_>>())
+    });
+    match diagnostics {
+        Some(diagnostics) => {
+            session.totals().published += 1;
+            session.client.publish_diagnostics(uri, diagnostics, Some(version)).await;
+        }
+        None => {
+            // A newer edit arrived while we reviewed; its own review will publish. Keeping
+            // the last good set until then avoids flicker.
+            session.totals().stale_results_dropped += 1;
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! Owns the workspace scan command: discover files, queue one job per file in the
+//! workspace lane, publish each file's diagnostics, and report `$/progress` until done or
+//! cancelled (through `window/workDoneProgress/cancel` or `$/cancelRequest`).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tower_lsp_server::jsonrpc::{Error, Result};
+use tower_lsp_server::ls_types::{NumberOrString, ProgressToken, Uri};
+
+use super::diagnostics::{publish_if_current, run_blocking, to_diagnostic};
+use super::document::TextDocument;
+use super::session::{Session, Snapshot};
+use crate::review::Request;
+use crate::scheduler::{Job, Lane};
+use crate::syntax::Language;
+use crate::workspace;
+
+/// Each scan gets a higher version, so a new scan supersedes the queued files of an old one.
+static SCAN_GENERATION: AtomicI64 = AtomicI64::new(0);
+
+/// How often progress is reported at most; more would flood slow clients.
+const REPORT_EVERY: Duration = Duration::from_millis(100);
+
+enum FileResult {
+    Reviewed { findings: usize },
+    Skipped,
+}
+
+pub async fn scan_workspace(session: Arc<Session>, client_token: Option<ProgressToken>) -> Result<Value> {
+    let info = session.info();
+    let root = info.root.clone().ok_or_else(|| Error::invalid_params("no workspace folder to scan"))?;
+    let cancel = CancellationToken::new();
+    // Dropping this handler's future (`$/cancelRequest`) cancels the scan too.
+    let _cancel_on_drop = cancel.clone().drop_guard();
+
+    let token = match client_token {
+        Some(t) => Some(t),
+        None if info.progress => {
+            let t = NumberOrString::String(format!("review-lsp/scan/{}", SCAN_GENERATION.load(Ordering::Relaxed) + 1));
+            session.client.create_work_done_progress(t.clone()).await.ok().map(|_| t)
+        }
+        None => None,
+    };
+    let token_key = token.as_ref().map(token_key);
+    if let Some(key) = &token_key {
+        session.scans.lock().unwrap_or_else(|p| p.into_inner()).insert(key.clone(), cancel.clone());
+    }
+    let progress = match token.clone() {
+        Some(t) => Some(
+            session
+                .client
+                .progress(t, "Review workspace")
+                .with_percentage(0)
+                .with_cancel_button()
+                .with_message("discovering files")
+                .begin()
+                .await,
+        ),
+        None => None,
+    };
+
+    let started = Instant::now();
+    let files = tokio::task::spawn_blocking(move || workspace::discover(&[root])).await.unwrap_or_default();
+    let total = files.len();
+    let generation = SCAN_GENERATION.fetch_add(1, Ordering::Relaxed) + 1;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    for path in files {
+        let s = session.clone();
+        let tx = tx.clone();
+        session.scheduler.schedule(Job {
+            key: format!("scan:{}", path.display()),
+            version: generation,
+            lane: Lane::Workspace,
+            delay: Duration::ZERO,
+            parent: Some(cancel.clone()),
+            task: Box::new(move |token| Box::pin(scan_file(s, path, token, tx))),
+        });
+    }
+    drop(tx);
+
+    let (mut done, mut skipped, mut findings) = (0usize, 0usize, 0usize);
+    let mut last_report = Instant::now();
+    // Ends when every job has reported or was dropped (superseded or cancelled).
+    while let Some(result) = rx.recv().await {
+        done += 1;
+        match result {
+            FileResult::Reviewed { findings: n } => findings += n,
+            FileResult::Skipped => skipped += 1,
+        }
+        if let Some(p) = &progress {
+            if last_report.elapsed() >= REPORT_EVERY {
+                last_report = Instant::now();
+                let pct = (done * 100 / total.max(1)) as u32;
+                p.report_with_message(format!("{done}/{total} files"), pct, None).await;
+            }
+        }
+    }
+    let cancelled = cancel.is_cancelled();
+    if let Some(key) = &token_key {
+        session.scans.lock().unwrap_or_else(|p| p.into_inner()).remove(key);
+    }
+    let summary = if cancelled {
+        format!("cancelled after {done}/{total} files")
+    } else {
+        format!("{done} files, {findings} findings, {skipped} skipped")
+    };
+    if let Some(p) = progress {
+        p.finish_with_message(summary.clone()).await;
+    }
+    Ok(json!({
+        "files": total,
+        "files_scanned": done - skipped,
+        "files_skipped": skipped,
+        "findings": findings,
+        "cancelled": cancelled,
+        "duration_ms": started.elapsed().as_millis() as u64,
+        "summary": summary,
+    }))
+}
+
+pub fn cancel(session: &Session, token: &ProgressToken) {
+    if let Some(scan) = session.scans.lock().unwrap_or_else(|p| p.into_inner()).get(&token_key(token)) {
+        scan.cancel();
+    }
+}
+
+fn token_key(t: &ProgressToken) -> String {
+    match t {
+        NumberOrString::Number(n) => n.to_string(),
+        NumberOrString::String(s) => s.clone(),
+    }
+}
+
+/// Reviews one file: the editor's buffer if it is open (what the user sees), else the disk.
+async fn scan_file(
+    session: Arc<Session>,
+    path: PathBuf,
+    token: CancellationToken,
+    tx: mpsc::UnboundedSender<FileResult>,
+) {
+    if token.is_cancelled() {
+        return;
+    }
+    let Some(uri) = Uri::from_file_path(&path) else { return };
+    let Some(language) = Language::from_path(&path) else { return };
+    let engine = session.engine();
+    let (snapshot, open) = match session.snapshot(&uri) {
+        Some(s) => (s, true),
+        None => {
+            let max = engine.settings().max_file_size;
+            let p = path.clone();
+            match tokio::task::spawn_blocking(move || workspace::load(&p, max)).await {
+                Ok(Ok(text)) => (Snapshot { text, version: 0, language }, false),
+                Ok(Err(skip)) => {
+                    tracing::info!(path = %path.display(), "{skip}");
+                    let _ = tx.send(FileResult::Skipped);
+                    return;
+                }
+                Err(_) => return,
+            }
+        }
+    };
+    let version = snapshot.version;
+    let text = (!open).then(|| snapshot.text.clone());
+    let Some(outcome) = run_blocking(engine, snapshot, Request::default(), token).await else { return };
+    session.totals().record(&outcome);
+    let n = outcome.findings.len();
+    match text {
+        None => publish_if_current(&session, uri, version, &outcome).await,
+        Some(text) => {
+            let enc = session.info().encoding;
+            let doc = TextDocument::new(&text, 0, Some(language));
+            let diagnostics = outcome.findings.iter().map(|f| to_diagnostic(&doc, f, enc)).collect();
+            session.client.publish_diagnostics(uri, diagnostics, None).await;
+        }
+    }
+    let _ = tx.send(FileResult::Reviewed { findings: n });
+}
