@@ -18,8 +18,65 @@ pub const CONFIG_FILE_NAME: &str = "review-lsp.toml";
 #[serde(default)]
 pub struct Config {
     pub review: ReviewSettings,
+    pub llm: LlmSettings,
+    /// Per-agent overrides of `[llm]`, e.g. a stronger model for security.
+    pub agents: BTreeMap<Category, AgentOverride>,
     pub cache: CacheSettings,
     pub log: LogSettings,
+}
+
+/// Which engine reviews: the built-in offline rules, or a model vendor.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderSetting {
+    #[default]
+    Offline,
+    #[serde(rename = "openai")]
+    OpenAi,
+    Anthropic,
+    Gemini,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LlmSettings {
+    pub provider: ProviderSetting,
+    /// Model name; each provider has a default.
+    pub model: Option<String>,
+    /// Vendor endpoint; set it to use an OpenAI-compatible local server (Ollama, vLLM, ...).
+    pub base_url: Option<String>,
+    /// Name of the environment variable that holds the key (never the key itself).
+    pub api_key_env: Option<String>,
+    pub timeout_secs: u64,
+    pub max_output_tokens: u32,
+    /// A workspace-scan call groups at most this many files...
+    pub batch_max_files: usize,
+    /// ...and at most this many prompt tokens.
+    pub batch_max_tokens: usize,
+}
+
+impl Default for LlmSettings {
+    fn default() -> Self {
+        LlmSettings {
+            provider: ProviderSetting::Offline,
+            model: None,
+            base_url: None,
+            api_key_env: None,
+            timeout_secs: 60,
+            max_output_tokens: 2048,
+            batch_max_files: 10,
+            batch_max_tokens: 50_000,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AgentOverride {
+    pub provider: Option<ProviderSetting>,
+    pub model: Option<String>,
+    pub base_url: Option<String>,
+    pub api_key_env: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -197,7 +254,10 @@ fn clean_layer(layer: &Layer, problems: &mut Vec<Problem>) -> Value {
                     origin: layer.origin.clone(),
                     message: format!("bad value for `{path}`: {err}; using the default"),
                 });
-                if segments.is_empty() || !remove_path(&mut value, &segments) {
+                // A bad map key shows up as a `?` segment: remove the nearest enclosing setting
+                // that exists, so one bad key never costs the rest of the layer.
+                let removed = (1..=segments.len()).rev().any(|n| remove_path(&mut value, &segments[..n]));
+                if !removed {
                     return Value::Object(Default::default());
                 }
             }
@@ -307,6 +367,20 @@ mod tests {
             layer(json!({"review": {"debounce_ms": 20}})),
         ]);
         assert_eq!((c.review.debounce_ms, c.review.max_file_size), (20, 5));
+    }
+
+    #[test]
+    fn llm_section_and_agent_overrides_parse() {
+        let (c, p) = resolve(&[layer(json!({
+            "llm": {"provider": "openai", "model": "m", "base_url": "http://127.0.0.1:1/v1"},
+            "agents": {"security": {"model": "big"}}
+        }))]);
+        assert!(p.is_empty(), "{p:?}");
+        assert_eq!(c.llm.provider, ProviderSetting::OpenAi);
+        assert_eq!(c.agents[&Category::Security].model.as_deref(), Some("big"));
+        let (c, p) = resolve(&[layer(json!({"llm": {"provider": "skynet"}, "agents": {"vibes": {}}}))]);
+        assert_eq!(c.llm.provider, ProviderSetting::Offline);
+        assert_eq!(p.len(), 2, "{p:?}");
     }
 
     #[test]

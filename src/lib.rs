@@ -5,7 +5,9 @@
 
 pub mod cli;
 pub mod config;
+pub mod llm;
 pub mod logging;
+pub mod panics;
 pub mod review;
 pub mod scheduler;
 pub mod server;

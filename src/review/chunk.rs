@@ -39,15 +39,16 @@ pub fn split(lang: Language, tree: &Tree, source: &str) -> Vec<Chunk> {
     }
     units.sort_by_key(|(_, n)| n.start_byte());
 
+    let mut lines = LineCounter::new(source);
     let mut chunks = Vec::with_capacity(units.len() + 1);
     let mut covered: Vec<Range<usize>> = Vec::with_capacity(units.len());
     for (kind, node) in units {
-        let range = line_range(source, node.start_byte(), node.end_byte());
+        let range = line_range(source, leading_start(node, source), node.end_byte());
         if covered.last().is_some_and(|last| range.start < last.end) {
             continue; // nested unit already inside an outer one
         }
         covered.push(range.clone());
-        chunks.push(make_chunk(kind, unit_name(node, source), vec![range], source));
+        chunks.push(make_chunk(kind, unit_name(node, source), vec![range], source, &mut lines));
     }
 
     let mut rest = Vec::new();
@@ -63,9 +64,34 @@ pub fn split(lang: Language, tree: &Tree, source: &str) -> Vec<Chunk> {
     }
     rest.retain(|r| !source[r.clone()].trim().is_empty());
     if !rest.is_empty() {
-        chunks.push(make_chunk(ChunkKind::Module, String::from("<module>"), rest, source));
+        let mut lines = LineCounter::new(source);
+        chunks.push(make_chunk(ChunkKind::Module, String::from("<module>"), rest, source, &mut lines));
     }
     chunks
+}
+
+/// Where a unit really begins: its doc comments and attributes belong to it, so a rule (or
+/// a model) that reads them sees them, and editing them changes the unit's hash.
+fn leading_start(node: Node, source: &str) -> usize {
+    let mut start = node.start_byte();
+    let mut current = node;
+    while let Some(prev) = current.prev_sibling() {
+        if !matches!(prev.kind(), "comment" | "line_comment" | "block_comment" | "attribute_item" | "decorator") {
+            break;
+        }
+        // Adjacent (no blank line between) and alone on its line, not trailing some code.
+        let gap = &source[prev.end_byte().min(start)..start];
+        let line_start = source[..prev.start_byte()].rfind('\n').map_or(0, |i| i + 1);
+        if !gap.trim().is_empty()
+            || gap.matches('\n').count() > 1
+            || !source[line_start..prev.start_byte()].trim().is_empty()
+        {
+            break;
+        }
+        start = prev.start_byte();
+        current = prev;
+    }
+    start
 }
 
 /// Widens a node's byte range to whole lines, so chunks never split a line and a finding's
@@ -76,25 +102,53 @@ fn line_range(source: &str, start: usize, end: usize) -> Range<usize> {
     s..e
 }
 
-fn make_chunk(kind: ChunkKind, name: String, ranges: Vec<Range<usize>>, source: &str) -> Chunk {
-    let mut hasher = blake3::Hasher::new();
-    for r in &ranges {
-        hasher.update(source[r.clone()].as_bytes());
-        hasher.update(&[0]);
+/// Line numbers of ascending byte offsets in one forward pass, so chunking a file stays
+/// linear in its size however many chunks it has.
+struct LineCounter<'a> {
+    source: &'a [u8],
+    pos: usize,
+    line: u32,
+}
+
+impl<'a> LineCounter<'a> {
+    fn new(source: &'a str) -> Self {
+        LineCounter { source: source.as_bytes(), pos: 0, line: 0 }
     }
+
+    fn line_at(&mut self, byte: usize) -> u32 {
+        let byte = byte.min(self.source.len());
+        if byte < self.pos {
+            // Out of order: recount from the start (rare: only the first range of a chunk).
+            self.pos = 0;
+            self.line = 0;
+        }
+        self.line += self.source[self.pos..byte].iter().filter(|&&b| b == b'\n').count() as u32;
+        self.pos = byte;
+        self.line
+    }
+}
+
+/// The hash covers the chunk's text and, for the module remainder, where each piece sits
+/// relative to the first: identical pieces spread differently must not share findings,
+/// because the findings' lines are stored relative to the chunk's first line.
+fn make_chunk(
+    kind: ChunkKind,
+    name: String,
+    ranges: Vec<Range<usize>>,
+    source: &str,
+    lines: &mut LineCounter,
+) -> Chunk {
+    let mut hasher = blake3::Hasher::new();
     let first = ranges.first().map_or(0, |r| r.start);
     let last = ranges.last().map_or(0, |r| r.end);
-    let start_line = line_of(source, first);
-    let end_line = line_of(source, last.saturating_sub(1).max(first));
+    let start_line = lines.line_at(first);
+    for r in &ranges {
+        let offset = lines.line_at(r.start) - start_line;
+        hasher.update(&offset.to_le_bytes());
+        hasher.update(source[r.clone()].as_bytes());
+    }
+    let end_line = lines.line_at(last.saturating_sub(1).max(first));
     Chunk { kind, name, ranges, start_line, end_line, hash: hasher.finalize() }
-}
-
-fn line_of(source: &str, byte: usize) -> u32 {
-    memchr_count(&source.as_bytes()[..byte.min(source.len())]) as u32
-}
-
-fn memchr_count(bytes: &[u8]) -> usize {
-    bytes.iter().filter(|&&b| b == b'\n').count()
 }
 
 fn unit_name(node: Node, source: &str) -> String {
@@ -264,5 +318,25 @@ mod tests {
         let src = "export function a() {}\nconst b = () => 1;\nclass C { m() {} }\n";
         let names: Vec<_> = chunks(Language::JavaScript, src).into_iter().map(|c| c.1).collect();
         assert_eq!(names, vec!["a", "b", "m"]);
+    }
+
+    #[test]
+    fn doc_comments_and_attributes_belong_to_their_unit() {
+        let src = "package p\n\n// Load reads.\n// More.\nfunc Load() {}\n\nvar x = 1 // trailing\nfunc B() {}\n";
+        let got = chunks(Language::Go, src);
+        assert_eq!(got[0], (ChunkKind::Function, "Load".into(), 2, 4));
+        // A trailing comment after code stays with the code, not with the next function.
+        assert_eq!(got[1], (ChunkKind::Function, "B".into(), 7, 7));
+        let rs = "/// Docs.\n#[inline]\npub fn f() {}\n";
+        assert_eq!(chunks(Language::Rust, rs)[0], (ChunkKind::Function, "f".into(), 0, 2));
+    }
+
+    #[test]
+    fn module_remainder_hash_sees_how_its_pieces_are_spread() {
+        let a = "X = 1\n\ndef f():\n    pass\n\nY = 2\n";
+        let b = "X = 1\n\ndef f():\n    pass\n    pass\n\nY = 2\n";
+        let module = |src: &str| split(Language::Python, &parse(Language::Python, src).unwrap(), src).pop().unwrap();
+        assert_eq!(module(a).kind, ChunkKind::Module);
+        assert_ne!(module(a).hash, module(b).hash);
     }
 }

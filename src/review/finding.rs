@@ -139,6 +139,17 @@ impl Finding {
         })
     }
 
+    /// The finding moved down by `lines` (up when negative), fix included; used to store
+    /// chunk findings relative to the chunk and to place them back where the chunk is now.
+    pub fn shifted(mut self, lines: i64) -> Self {
+        self.span = self.span.shifted(lines);
+        if let Some(fix) = &mut self.fix {
+            fix.start_line = (fix.start_line as i64 + lines).max(0) as u32;
+            fix.end_line = (fix.end_line as i64 + lines).max(0) as u32;
+        }
+        self
+    }
+
     /// Drops a fix that escapes the finding's lines, keeping the finding itself.
     pub fn contain_fix(mut self) -> Self {
         if !self.fix_is_contained() {

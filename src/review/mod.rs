@@ -6,7 +6,10 @@ pub mod chunk;
 pub mod classifier;
 pub mod finding;
 pub mod offline;
+pub mod prompt;
+pub mod reply;
 pub mod suppress;
+pub mod tokens;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -15,6 +18,7 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ReviewSettings;
+use crate::review::chunk::Chunk;
 use crate::review::finding::{Category, Finding};
 use crate::store::{Cache, CacheKey};
 use crate::syntax::{self, Language};
@@ -40,6 +44,8 @@ pub struct Outcome {
     pub chunks: usize,
     /// How often each agent was chosen, by reason, for the stats command.
     pub selections: BTreeMap<String, u64>,
+    /// Chunk reviews answered from the cache (incremental review of a changed file).
+    pub chunk_cache_hits: u64,
     pub llm_calls: u64,
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
@@ -138,10 +144,42 @@ impl Engine {
                     .selections
                     .entry(format!("{}: {}", selection.agent.as_str(), selection.reason))
                     .or_default() += 1;
-                findings.extend(offline::review(source.language, selection.agent, &tree, source.text, &chunk.ranges));
+                findings.extend(self.review_chunk(source, &tree, chunk, selection.agent, outcome));
             }
         }
         Ok(findings)
+    }
+
+    /// One agent on one chunk, through the chunk cache. Findings are stored relative to the
+    /// chunk's first line, so a chunk that only moved (lines added above it) is a hit and
+    /// its findings land on its new lines.
+    fn review_chunk(
+        &self,
+        source: &Source,
+        tree: &tree_sitter::Tree,
+        chunk: &Chunk,
+        agent: Category,
+        outcome: &mut Outcome,
+    ) -> Vec<Finding> {
+        let start = i64::from(chunk.start_line);
+        let key = CacheKey::derive(&[
+            b"chunk",
+            chunk.hash.as_bytes(),
+            source.language.name().as_bytes(),
+            agent.as_str().as_bytes(),
+            offline::SOURCE.as_bytes(),
+            offline::RULESET_VERSION.as_bytes(),
+        ]);
+        if let Some(cached) = self.cache.as_ref().and_then(|c| c.get(&key)) {
+            outcome.chunk_cache_hits += 1;
+            return cached.into_iter().map(|f| f.shifted(start)).collect();
+        }
+        let found = offline::review(source.language, agent, tree, source.text, &chunk.ranges);
+        if let Some(cache) = &self.cache {
+            let relative: Vec<Finding> = found.iter().cloned().map(|f| f.shifted(-start)).collect();
+            cache.put(key, &relative);
+        }
+        found
     }
 
     /// Applies what the user asked for after the cache: disabled rules, severity
@@ -162,5 +200,82 @@ impl Engine {
         out.sort_by(|a, b| (a.span, &a.rule).cmp(&(b.span, &b.rule)));
         out.dedup_by(|a, b| a.span == b.span && a.rule == b.rule);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::ReviewSettings;
+
+    const FILE: &str = "import yaml\n\n\ndef load(s):\n    return yaml.load(s)\n\n\ndef check(x):\n    if x == None:\n        return 1\n    return 2\n";
+
+    fn engine() -> Engine {
+        Engine::new(ReviewSettings::default(), Some(Arc::new(Cache::memory(Duration::from_secs(60)))))
+    }
+
+    fn review(engine: &Engine, text: &str) -> Outcome {
+        let source = Source { language: Language::Python, text };
+        engine.review(&source, &Request::default(), &CancellationToken::new()).unwrap()
+    }
+
+    fn rule_lines(o: &Outcome) -> Vec<(String, u32)> {
+        o.findings.iter().map(|f| (f.rule.clone(), f.span.start_line)).collect()
+    }
+
+    #[test]
+    fn unchanged_chunks_come_from_the_cache_on_their_new_lines() {
+        let e = engine();
+        let first = review(&e, FILE);
+        assert!(!first.cache_hit);
+        assert_eq!(first.chunk_cache_hits, 0);
+        let before = rule_lines(&first);
+        assert!(before.contains(&("python/correctness/none-comparison".into(), 8)), "{before:?}");
+
+        // Three lines added at the top: a different file, but every chunk's text is the same.
+        let moved = format!("# a\n# b\nZ = 3\n{FILE}");
+        let second = review(&e, &moved);
+        assert!(!second.cache_hit, "the file as a whole changed");
+        assert!(second.chunk_cache_hits >= 2, "{second:?}");
+        let after = rule_lines(&second);
+        let shifted: Vec<(String, u32)> = before.iter().map(|(r, l)| (r.clone(), l + 3)).collect();
+        assert_eq!(after, shifted);
+        let fix = second.findings.iter().find(|f| f.rule.ends_with("none-comparison")).unwrap().fix.clone().unwrap();
+        assert_eq!((fix.start_line, fix.end_line), (11, 11));
+        assert!(fix.replacement.contains("x is None"));
+    }
+
+    #[test]
+    fn an_edited_function_is_reviewed_again_and_the_others_are_not() {
+        let e = engine();
+        review(&e, FILE);
+        let edited = FILE.replace("return 2", "return eval(x)");
+        let again = review(&e, &edited);
+        assert!(rule_lines(&again).contains(&("python/security/eval".into(), 10)), "{:?}", rule_lines(&again));
+        assert!(again.chunk_cache_hits >= 1, "`load` and the module remainder did not change");
+    }
+
+    #[test]
+    fn whole_file_hit_skips_the_parse_and_settings_apply_after_it() {
+        let e = engine();
+        review(&e, FILE);
+        assert!(review(&e, FILE).cache_hit);
+        let mut settings = ReviewSettings::default();
+        settings.disabled_rules = vec!["python/security/yaml-load".into()];
+        let filtered = Engine::new(settings, e.cache().cloned());
+        let out = review(&filtered, FILE);
+        assert!(out.cache_hit);
+        assert!(!out.findings.iter().any(|f| f.rule.ends_with("yaml-load")));
+    }
+
+    #[test]
+    fn a_cancelled_review_reports_cancelled() {
+        let e = engine();
+        let token = CancellationToken::new();
+        token.cancel();
+        let source = Source { language: Language::Python, text: FILE };
+        assert_eq!(e.review(&source, &Request::default(), &token).unwrap_err(), Cancelled);
     }
 }

@@ -17,6 +17,8 @@ use futures::FutureExt;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::panics::panic_message;
+
 pub use stats::{LaneStats, SchedulerStats};
 
 use queue::Queue;
@@ -162,7 +164,7 @@ impl Dispatcher {
             tokio::spawn(async move {
                 let started = Instant::now();
                 if let Err(panic) = AssertUnwindSafe(fut).catch_unwind().await {
-                    let what = panic_message(&panic);
+                    let what = panic_message(&*panic);
                     tracing::error!(job = %key, "review task panicked: {what}");
                     on_panic(format!("review of {key} failed: {what}"));
                 }
@@ -182,16 +184,6 @@ async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d.into()).await,
         None => std::future::pending().await,
-    }
-}
-
-pub fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
-    if let Some(s) = panic.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = panic.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "unknown panic".to_string()
     }
 }
 

@@ -9,13 +9,13 @@ use tower_lsp_server::jsonrpc::{Error, Result};
 use tower_lsp_server::ls_types::MessageType;
 
 use super::session::Session;
-use crate::scheduler::panic_message;
+use crate::panics::panic_message;
 
 pub async fn guarded<T>(what: &str, session: &Session, fut: impl Future<Output = T>) -> Result<T> {
     match AssertUnwindSafe(fut).catch_unwind().await {
         Ok(value) => Ok(value),
         Err(panic) => {
-            let message = panic_message(&panic);
+            let message = panic_message(&*panic);
             tracing::error!("{what} panicked: {message}");
             session.client.show_message(MessageType::ERROR, format!("review-lsp: {what} failed: {message}")).await;
             Err(Error { message: format!("{what} failed: {message}").into(), ..Error::internal_error() })

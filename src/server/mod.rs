@@ -29,6 +29,7 @@ use guard::guarded;
 use session::Session;
 
 use crate::scheduler::{PanicHook, Scheduler};
+use crate::syntax::Language;
 
 /// How many requests tower-lsp may run at once. A workspace scan holds one slot for its
 /// whole run, so leave room for the quick ones beside it.
@@ -47,6 +48,7 @@ impl Backend {
             tokio::spawn(async move { c.show_message(MessageType::ERROR, format!("review-lsp: {message}")).await });
         });
         let scheduler = Scheduler::start(workers, on_panic);
+        warm_up_rules();
         Backend { session: Arc::new(Session::new(client, scheduler)) }
     }
 
@@ -111,6 +113,23 @@ impl LanguageServer for Backend {
 
     async fn execute_command(&self, params: ExecuteCommandParams) -> Result<Option<Value>> {
         guarded("executeCommand", &self.session, commands::execute(&self.session, params)).await?
+    }
+}
+
+/// Compiles every language's rule queries on the blocking pool while the client is still
+/// handshaking, so the first review does not pay for it. Two threads, because half the
+/// grammars are enough to keep one core busy until the first didOpen arrives.
+fn warm_up_rules() {
+    for langs in
+        [[Language::Python, Language::TypeScript, Language::Rust], [Language::JavaScript, Language::Tsx, Language::Go]]
+    {
+        tokio::task::spawn_blocking(move || {
+            for lang in langs {
+                let started = std::time::Instant::now();
+                crate::review::offline::warm_up(lang);
+                tracing::debug!(language = ?lang, ms = started.elapsed().as_secs_f64() * 1000.0, "rule queries compiled");
+            }
+        });
     }
 }
 

@@ -27,20 +27,13 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use redb::{
-    Database, DatabaseError, ReadableDatabase, ReadableTableMetadata, StorageError, TableDefinition, TableError,
-};
+use redb::{Database, ReadableDatabase, ReadableTableMetadata, TableDefinition, TableError};
 use tracing::{debug, warn};
 
+use crate::panics::panic_message;
 use crate::review::finding::Finding;
 
 const TABLE: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("findings");
-
-/// Bumped whenever the value layout or the meaning of its JSON changes. A value of another
-/// version is a miss (and is overwritten by the next put), so old files need no migration.
-const FORMAT_VERSION: u8 = 1;
-/// Version byte + creation time.
-const HEADER_LEN: usize = 1 + 8;
 
 /// The writer commits once this many entries are queued...
 const MAX_BATCH: usize = 512;
@@ -50,10 +43,6 @@ const MAX_BATCH: usize = 512;
 /// are readable from memory meanwhile, and losing the last 100 ms of a cache to a crash is
 /// harmless.
 const MAX_COMMIT_DELAY: Duration = Duration::from_millis(100);
-
-/// redb's page cache. Its default (1 GiB) is sized for a database server, not for a language
-/// server that lives beside an editor; the hot part of a result cache is small.
-const REDB_CACHE_BYTES: usize = 32 << 20;
 
 /// Identifies one cached review. The engine derives it from everything that determines the
 /// result: the content hash, the agent, the source/model and the rules/prompt version.
@@ -158,17 +147,6 @@ impl Clock {
             None => SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
         }
     }
-}
-
-/// Why the cache file could not be used.
-enum OpenFailure {
-    /// Another process (or another `Cache` in this one) has the file open: redb locks it.
-    Locked,
-    /// Not a redb file we can read: garbage, truncated, an incompatible format, or redb
-    /// panicked reading it.
-    Corrupt(String),
-    /// Anything else, typically I/O (permissions, a directory in the way, a full disk).
-    Other(String),
 }
 
 impl Cache {
@@ -565,152 +543,16 @@ fn clear_disk(shared: &Shared) -> Result<(), String> {
         .ok_or_else(|| "a storage error (see the log)".to_string())
 }
 
-fn open_or_recreate(path: &Path) -> Option<Database> {
-    let reason = match open_db(path) {
-        Ok(db) => return Some(db),
-        Err(OpenFailure::Locked) => {
-            warn!(
-                path = %path.display(),
-                "the cache file is in use by another review-lsp process (or another cache in this one); caching in memory only for this session"
-            );
-            return None;
-        }
-        Err(OpenFailure::Other(err)) => {
-            warn!(path = %path.display(), error = %err, "cannot open the cache file; caching in memory only");
-            return None;
-        }
-        Err(OpenFailure::Corrupt(reason)) => reason,
-    };
-
-    let aside = match move_aside(path) {
-        Ok(aside) => aside,
-        Err(err) => {
-            warn!(
-                path = %path.display(), reason, error = %err,
-                "the cache file is corrupt and cannot be moved aside; caching in memory only"
-            );
-            return None;
-        }
-    };
-    warn!(
-        path = %path.display(), moved_to = %aside.display(), reason,
-        "the cache file was corrupt; moved it aside and started a fresh one"
-    );
-    match open_db(path) {
-        Ok(db) => Some(db),
-        Err(OpenFailure::Locked) => {
-            warn!(path = %path.display(), "another process created the cache file first; caching in memory only");
-            None
-        }
-        Err(OpenFailure::Corrupt(err) | OpenFailure::Other(err)) => {
-            warn!(path = %path.display(), error = %err, "cannot create a fresh cache file; caching in memory only");
-            None
-        }
-    }
-}
-
-/// Renames a damaged file to `<name>.corrupt-<unix secs>`: out of the way, but kept for a bug
-/// report rather than deleted.
-fn move_aside(path: &Path) -> std::io::Result<PathBuf> {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let mut aside = path.as_os_str().to_owned();
-    aside.push(format!(".corrupt-{now}"));
-    let aside = PathBuf::from(aside);
-    std::fs::rename(path, &aside)?;
-    Ok(aside)
-}
-
-fn open_db(path: &Path) -> Result<Database, OpenFailure> {
-    let opened = catch_unwind(|| {
-        let mut builder = Database::builder();
-        builder.set_cache_size(REDB_CACHE_BYTES);
-        builder.set_repair_callback(|session| {
-            debug!(progress = session.progress(), "repairing the cache file after an unclean shutdown");
-        });
-        builder.create(path)
-    });
-    match opened {
-        Ok(Ok(db)) => Ok(db),
-        Ok(Err(DatabaseError::DatabaseAlreadyOpen | DatabaseError::LockProtocolMismatch)) => Err(OpenFailure::Locked),
-        Ok(Err(
-            err @ (DatabaseError::Storage(StorageError::Corrupted(_))
-            | DatabaseError::UpgradeRequired(_)
-            | DatabaseError::RepairAborted),
-        )) => Err(OpenFailure::Corrupt(err.to_string())),
-        // redb reports a file that is not a redb database (bad magic number) as InvalidData, and
-        // a truncated one fails a read with UnexpectedEof. Other I/O errors (permissions, a
-        // directory in the way) say nothing about the file's contents, so it is left alone.
-        Ok(Err(DatabaseError::Storage(StorageError::Io(err))))
-            if matches!(err.kind(), std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof) =>
-        {
-            Err(OpenFailure::Corrupt(err.to_string()))
-        }
-        Ok(Err(err)) => Err(OpenFailure::Other(err.to_string())),
-        Err(panic) => Err(OpenFailure::Corrupt(format!("redb panicked opening it: {}", panic_message(&*panic)))),
-    }
-}
-
-/// `<first 16 hex digits of blake3(canonical workspace path)>.redb`. Canonical so that the same
-/// workspace reached through a symlink or a relative path shares one file.
-fn file_name(workspace: &Path) -> String {
-    let canonical = std::fs::canonicalize(workspace)
-        .or_else(|_| std::path::absolute(workspace))
-        .unwrap_or_else(|_| workspace.to_path_buf());
-    let hash = blake3::hash(canonical.as_os_str().as_encoded_bytes());
-    format!("{}.redb", &hash.to_hex()[..16])
-}
-
-fn encode(created: u64, findings: &[Finding]) -> Option<Vec<u8>> {
-    let mut value = Vec::with_capacity(HEADER_LEN + 128 * findings.len());
-    value.push(FORMAT_VERSION);
-    value.extend_from_slice(&created.to_le_bytes());
-    match serde_json::to_writer(&mut value, findings) {
-        Ok(()) => Some(value),
-        Err(err) => {
-            warn!(error = %err, "cannot encode findings for the cache; not cached");
-            None
-        }
-    }
-}
-
-/// The findings in `value`, unless it has expired or cannot be decoded. Undecodable values are
-/// expected after a format change, so they are logged at debug level only.
-fn decode(key: &CacheKey, value: &[u8], now: u64, ttl: Duration) -> Option<Vec<Finding>> {
-    let Some((header, json)) = value.split_at_checked(HEADER_LEN) else {
-        debug!(key = key.short(), len = value.len(), "cache value too short; treated as a miss");
-        return None;
-    };
-    if header[0] != FORMAT_VERSION {
-        debug!(key = key.short(), version = header[0], "cache value of another format; treated as a miss");
-        return None;
-    }
-    let created = u64::from_le_bytes(header[1..].try_into().ok()?);
-    // A clock that went backwards makes an entry young, not invalid.
-    if Duration::from_secs(now.saturating_sub(created)) > ttl {
-        return None;
-    }
-    match serde_json::from_slice(json) {
-        Ok(findings) => Some(findings),
-        Err(err) => {
-            debug!(key = key.short(), error = %err, "cannot decode a cached value; treated as a miss");
-            None
-        }
-    }
-}
-
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "panic".into())
-}
-
 // The engine, server and CLI share one cache across threads.
 const _: () = {
     const fn send_sync<T: Send + Sync>() {}
     send_sync::<Cache>();
 };
 
+mod codec;
+mod file;
 #[cfg(test)]
 mod tests;
+
+use codec::{decode, encode};
+use file::{file_name, move_aside, open_or_recreate};

@@ -3,12 +3,15 @@
 
 use tree_sitter::Node;
 
-use super::{Match, RuleInfo, Spec, Verdict, child_of_kind, looks_like_sql, replace, rule, text};
-use crate::review::finding::Category::{self, *};
+use super::{
+    Report, RuleInfo, Spec, Verdict, child_of_kind, field, first_named, is, is_token, looks_like_sql, only_named,
+    replace, rule, text,
+};
+use crate::review::finding::Category::*;
 use crate::review::finding::Fix;
 use crate::review::finding::Severity::*;
 
-pub(super) static SPEC: Spec = Spec { rules: RULES, query, check };
+pub(super) static SPEC: Spec = Spec { rules: RULES, visit };
 
 #[rustfmt::skip]
 pub(super) const RULES: &[RuleInfo] = &[
@@ -21,181 +24,204 @@ pub(super) const RULES: &[RuleInfo] = &[
     rule("go/documentation/exported-no-comment", Documentation, Info, false, "exported function or method without a doc comment"),
 ];
 
-fn query(cat: Category) -> &'static str {
-    match cat {
-        Security => SECURITY,
-        Correctness => CORRECTNESS,
-        Performance => PERFORMANCE,
-        Maintainability => MAINTAINABILITY,
-        Documentation => DOCUMENTATION,
+/// Dispatches on the kind of node each rule is anchored at.
+fn visit(node: Node<'_>, src: &str, out: &mut Report) {
+    match node.kind() {
+        "call_expression" => {
+            let func = field(node, "function").filter(|f| is(*f, "selector_expression"));
+            let args = field(node, "arguments").filter(|a| is(*a, "argument_list"));
+            let (Some(func), Some(args)) = (func, args) else { return };
+            let Some(method) = field(func, "field").filter(|f| is(*f, "field_identifier")) else { return };
+            let method = text(method, src);
+            out.add("sql-sprintf", sql_sprintf(node, method, args, src));
+            if matches!(method, "New" | "Errorf") {
+                out.add("error-string-capitalized", error_string_capitalized(func, method, args, src));
+            }
+        }
+        "keyed_element" => {
+            let key = field(node, "key").filter(|k| is(*k, "literal_element"));
+            let key = key.and_then(|k| named_child_of_kind(k, "identifier"));
+            let value = field(node, "value").filter(|v| is(*v, "literal_element"));
+            let value = value.and_then(|v| named_child_of_kind(v, "true"));
+            out.add("insecure-tls", insecure_tls(node, key, value, src));
+        }
+        "assignment_statement" => {
+            let left = field(node, "left").filter(|l| is(*l, "expression_list")).and_then(only_named);
+            let key = left.filter(|l| is(*l, "selector_expression")).and_then(|l| field(l, "field"));
+            let key = key.filter(|k| is(*k, "field_identifier"));
+            let right = field(node, "right").filter(|r| is(*r, "expression_list")).and_then(only_named);
+            out.add("insecure-tls", insecure_tls(node, key, right.filter(|r| is(*r, "true")), src));
+        }
+        "defer_statement" => out.add("defer-in-loop", defer_in_loop(node)),
+        "if_statement" => out.add("empty-error-check", empty_error_check(node, src)),
+        "binary_expression" => out.add("case-insensitive-compare", case_insensitive_compare(node, src)),
+        "function_declaration" => {
+            let name = field(node, "name").filter(|n| is(*n, "identifier"));
+            out.add("exported-no-comment", exported_no_comment(node, name, None, src));
+        }
+        "method_declaration" => {
+            let recv = field(node, "receiver").filter(|r| is(*r, "parameter_list"));
+            let name = field(node, "name").filter(|n| is(*n, "field_identifier"));
+            if recv.is_some() {
+                out.add("exported-no-comment", exported_no_comment(node, name, recv, src));
+            }
+        }
+        _ => {}
     }
 }
 
-const SECURITY: &str = r#"
-((call_expression
-   function: (selector_expression field: (field_identifier) @sql-sprintf.method)
-   arguments: (argument_list) @sql-sprintf.args) @sql-sprintf
-  (#any-of? @sql-sprintf.method "Query" "QueryRow" "Exec" "QueryContext" "QueryRowContext" "ExecContext"
-    "Prepare" "PrepareContext" "Queryx" "QueryRowx" "MustExec" "NamedExec" "Get" "Select"))
-((keyed_element
-   key: (literal_element (identifier) @insecure-tls.key)
-   value: (literal_element (true) @insecure-tls.value)) @insecure-tls
-  (#eq? @insecure-tls.key "InsecureSkipVerify"))
-((assignment_statement
-   left: (expression_list . (selector_expression field: (field_identifier) @insecure-tls.key) .)
-   right: (expression_list . (true) @insecure-tls.value .)) @insecure-tls
-  (#eq? @insecure-tls.key "InsecureSkipVerify"))
-"#;
+fn named_child_of_kind<'t>(node: Node<'t>, kind: &str) -> Option<Node<'t>> {
+    let mut cursor = node.walk();
+    node.named_children(&mut cursor).find(|c| is(*c, kind))
+}
 
-const CORRECTNESS: &str = r#"
-(defer_statement) @defer-in-loop
-(if_statement
-  condition: (binary_expression left: (identifier) @empty-error-check.err operator: "!=" right: (nil))
-  consequence: (block) @empty-error-check.body) @empty-error-check
-"#;
-
-const PERFORMANCE: &str = r#"
-(binary_expression
-  left: (call_expression
-    function: (selector_expression operand: (identifier) @case-insensitive-compare.pkg1 field: (field_identifier) @case-insensitive-compare.fn1)
-    arguments: (argument_list . (_) @case-insensitive-compare.a .))
-  operator: ["==" "!="] @case-insensitive-compare.op
-  right: (call_expression
-    function: (selector_expression operand: (identifier) @case-insensitive-compare.pkg2 field: (field_identifier) @case-insensitive-compare.fn2)
-    arguments: (argument_list . (_) @case-insensitive-compare.b .))) @case-insensitive-compare
-"#;
-
-const MAINTAINABILITY: &str = r#"
-((call_expression
-   function: (selector_expression operand: (identifier) @error-string-capitalized.pkg field: (field_identifier) @error-string-capitalized.fn)
-   arguments: (argument_list . [(interpreted_string_literal) (raw_string_literal)] @error-string-capitalized.msg)) @error-string-capitalized
-  (#any-of? @error-string-capitalized.fn "New" "Errorf"))
-"#;
-
-const DOCUMENTATION: &str = r#"
-(function_declaration name: (identifier) @exported-no-comment.name) @exported-no-comment
-(method_declaration receiver: (parameter_list) @exported-no-comment.recv name: (field_identifier) @exported-no-comment.name) @exported-no-comment
-"#;
-
-fn check<'t>(rule: &str, node: Node<'t>, m: &Match<'t>, src: &str) -> Option<Verdict> {
-    match rule {
-        "sql-sprintf" => {
-            let args = m.get("args")?;
-            let mut cursor = args.walk();
-            let how = args.named_children(&mut cursor).find_map(|a| sql_building(a, src))?;
-            Some(Verdict::new(
-                node,
-                format!(
-                    "SQL built with {how} is open to injection; use query placeholders and pass the values as arguments"
-                ),
-            ))
-        }
-        "insecure-tls" => {
-            let fix = replace(src, m.get("value")?, "false");
-            Some(
-                Verdict::new(
-                    node,
-                    "InsecureSkipVerify: true disables certificate verification and allows man-in-the-middle attacks",
-                )
-                .with_fix(fix),
-            )
-        }
-        "defer-in-loop" => {
-            let mut cur = node.parent();
-            while let Some(n) = cur {
-                match n.kind() {
-                    "for_statement" => {
-                        return Some(Verdict::new(
-                            node,
-                            "defer in a loop runs only when the function returns, so resources pile up; move the body into a function or release explicitly",
-                        ));
-                    }
-                    "func_literal" | "function_declaration" | "method_declaration" => return None,
-                    _ => cur = n.parent(),
-                }
-            }
-            None
-        }
-        "empty-error-check" => {
-            let err = text(m.get("err")?, src);
-            let body = m.get("body")?;
-            // A comment in the block says the error is ignored on purpose.
-            if !err.to_ascii_lowercase().contains("err")
-                || body.named_child_count() != 0
-                || node.child_by_field_name("alternative").is_some()
-            {
-                return None;
-            }
-            Some(Verdict::new(
-                node,
-                format!(
-                    "`{err}` is checked but the block is empty, so the error is silently dropped; handle or return it"
-                ),
-            ))
-        }
-        "case-insensitive-compare" => {
-            let names = ["pkg1", "pkg2", "fn1", "fn2"].map(|p| m.get(p).map(|n| text(n, src)));
-            let [Some("strings"), Some("strings"), Some(f1), Some(f2)] = names else { return None };
-            if f1 != f2 || !matches!(f1, "ToLower" | "ToUpper") {
-                return None;
-            }
-            let (a, b) = (text(m.get("a")?, src), text(m.get("b")?, src));
-            let not = if m.get("op")?.kind() == "!=" { "!" } else { "" };
-            let new = format!("{not}strings.EqualFold({a}, {b})");
-            Some(
-                Verdict::new(node, format!("comparing {f1} copies allocates; use `{new}`"))
-                    .with_fix(replace(src, node, &new)),
-            )
-        }
-        "error-string-capitalized" => {
-            let callee = (text(m.get("pkg")?, src), text(m.get("fn")?, src));
-            if !matches!(callee, ("errors", "New") | ("fmt", "Errorf")) {
-                return None;
-            }
-            let msg = m.get("msg")?;
-            let bytes = text(msg, src).as_bytes();
-            // An uppercase letter followed by a lowercase one is a capitalized word; "HTTP"
-            // or "I/O" are acronyms and stay.
-            let (Some(first), Some(second)) = (bytes.get(1), bytes.get(2)) else { return None };
-            if !first.is_ascii_uppercase() || !second.is_ascii_lowercase() {
-                return None;
-            }
-            let at = msg.start_byte() + 1;
-            let fix = Fix::from_edit(src, at, at + 1, &(first.to_ascii_lowercase() as char).to_string());
-            Some(
-                Verdict::new(
-                    msg,
-                    "error strings should start lowercase, since they are usually wrapped in other messages",
-                )
-                .with_fix(fix),
-            )
-        }
-        "exported-no-comment" => {
-            let name = text(m.get("name")?, src);
-            if !name.starts_with(|c: char| c.is_ascii_uppercase()) || is_test_func(name) || in_main_package(node, src) {
-                return None;
-            }
-            if let Some(recv) = m.get("recv") {
-                // Methods of unexported types are not part of the package's API.
-                let ty = first_of_kind(recv, "type_identifier").map(|t| text(t, src));
-                if !ty.is_some_and(|t| t.starts_with(|c: char| c.is_ascii_uppercase())) {
-                    return None;
-                }
-            }
-            let row = node.start_position().row;
-            let documented =
-                node.prev_sibling().is_some_and(|p| p.kind() == "comment" && p.end_position().row + 1 == row);
-            if documented {
-                return None;
-            }
-            let what = if m.get("recv").is_some() { "method" } else { "function" };
-            Some(Verdict::new(
-                m.get("name")?,
-                format!("exported {what} `{name}` should have a doc comment starting with its name"),
-            ))
-        }
-        _ => None,
+/// `db.Query(fmt.Sprintf("SELECT .. %s", x))` and the like.
+fn sql_sprintf(node: Node<'_>, method: &str, args: Node<'_>, src: &str) -> Option<Verdict> {
+    let methods = [
+        "Query",
+        "QueryRow",
+        "Exec",
+        "QueryContext",
+        "QueryRowContext",
+        "ExecContext",
+        "Prepare",
+        "PrepareContext",
+        "Queryx",
+        "QueryRowx",
+        "MustExec",
+        "NamedExec",
+        "Get",
+        "Select",
+    ];
+    if !methods.contains(&method) {
+        return None;
     }
+    let mut cursor = args.walk();
+    let how = args.named_children(&mut cursor).find_map(|a| sql_building(a, src))?;
+    Some(Verdict::new(
+        node,
+        format!("SQL built with {how} is open to injection; use query placeholders and pass the values as arguments"),
+    ))
+}
+
+/// `InsecureSkipVerify: true` in a literal, or `cfg.InsecureSkipVerify = true`.
+fn insecure_tls(node: Node<'_>, key: Option<Node<'_>>, value: Option<Node<'_>>, src: &str) -> Option<Verdict> {
+    let (key, value) = (key?, value?);
+    if text(key, src) != "InsecureSkipVerify" {
+        return None;
+    }
+    let fix = replace(src, value, "false");
+    Some(
+        Verdict::new(
+            node,
+            "InsecureSkipVerify: true disables certificate verification and allows man-in-the-middle attacks",
+        )
+        .with_fix(fix),
+    )
+}
+
+fn defer_in_loop(node: Node<'_>) -> Option<Verdict> {
+    let mut cur = node.parent();
+    while let Some(n) = cur {
+        match n.kind() {
+            "for_statement" => {
+                return Some(Verdict::new(
+                    node,
+                    "defer in a loop runs only when the function returns, so resources pile up; move the body into a function or release explicitly",
+                ));
+            }
+            "func_literal" | "function_declaration" | "method_declaration" => return None,
+            _ => cur = n.parent(),
+        }
+    }
+    None
+}
+
+/// `if err != nil {}` with nothing in the block, not even a comment.
+fn empty_error_check(node: Node<'_>, src: &str) -> Option<Verdict> {
+    let cond = field(node, "condition").filter(|c| is(*c, "binary_expression"))?;
+    let err = field(cond, "left").filter(|l| is(*l, "identifier"))?;
+    field(cond, "operator").filter(|o| is_token(*o, &["!="]))?;
+    field(cond, "right").filter(|r| is(*r, "nil"))?;
+    let body = field(node, "consequence").filter(|b| is(*b, "block"))?;
+    let err = text(err, src);
+    // A comment in the block says the error is ignored on purpose.
+    if !err.to_ascii_lowercase().contains("err")
+        || body.named_child_count() != 0
+        || node.child_by_field_name("alternative").is_some()
+    {
+        return None;
+    }
+    Some(Verdict::new(
+        node,
+        format!("`{err}` is checked but the block is empty, so the error is silently dropped; handle or return it"),
+    ))
+}
+
+/// `strings.ToLower(a) == strings.ToLower(b)`.
+fn case_insensitive_compare(node: Node<'_>, src: &str) -> Option<Verdict> {
+    let op = field(node, "operator").filter(|o| is_token(*o, &["==", "!="]))?;
+    // `pkg.Fn(arg)` with exactly one argument: the package, the function and the argument.
+    let side = |side: Option<Node<'_>>| {
+        let call = side.filter(|c| is(*c, "call_expression"))?;
+        let func = field(call, "function").filter(|f| is(*f, "selector_expression"))?;
+        let pkg = field(func, "operand").filter(|p| is(*p, "identifier"))?;
+        let name = field(func, "field").filter(|f| is(*f, "field_identifier"))?;
+        let arg = field(call, "arguments").filter(|a| is(*a, "argument_list")).and_then(only_named)?;
+        Some((text(pkg, src), text(name, src), text(arg, src)))
+    };
+    let ((pkg1, f1, a), (pkg2, f2, b)) = (side(field(node, "left"))?, side(field(node, "right"))?);
+    if (pkg1, pkg2) != ("strings", "strings") || f1 != f2 || !matches!(f1, "ToLower" | "ToUpper") {
+        return None;
+    }
+    let not = if op.kind() == "!=" { "!" } else { "" };
+    let new = format!("{not}strings.EqualFold({a}, {b})");
+    Some(Verdict::new(node, format!("comparing {f1} copies allocates; use `{new}`")).with_fix(replace(src, node, &new)))
+}
+
+/// `errors.New("Something failed")` or `fmt.Errorf("Invalid ..")`.
+fn error_string_capitalized(func: Node<'_>, method: &str, args: Node<'_>, src: &str) -> Option<Verdict> {
+    let pkg = field(func, "operand").filter(|p| is(*p, "identifier"))?;
+    let msg = first_named(args).filter(|m| string_literal(*m))?;
+    if !matches!((text(pkg, src), method), ("errors", "New") | ("fmt", "Errorf")) {
+        return None;
+    }
+    let bytes = text(msg, src).as_bytes();
+    // An uppercase letter followed by a lowercase one is a capitalized word; "HTTP"
+    // or "I/O" are acronyms and stay.
+    let (Some(first), Some(second)) = (bytes.get(1), bytes.get(2)) else { return None };
+    if !first.is_ascii_uppercase() || !second.is_ascii_lowercase() {
+        return None;
+    }
+    let at = msg.start_byte() + 1;
+    let fix = Fix::from_edit(src, at, at + 1, &(first.to_ascii_lowercase() as char).to_string());
+    Some(
+        Verdict::new(msg, "error strings should start lowercase, since they are usually wrapped in other messages")
+            .with_fix(fix),
+    )
+}
+
+/// An exported function, or a method of an exported type, without a doc comment.
+fn exported_no_comment(node: Node<'_>, name: Option<Node<'_>>, recv: Option<Node<'_>>, src: &str) -> Option<Verdict> {
+    let name_node = name?;
+    let name = text(name_node, src);
+    if !name.starts_with(|c: char| c.is_ascii_uppercase()) || is_test_func(name) || in_main_package(node, src) {
+        return None;
+    }
+    if let Some(recv) = recv {
+        // Methods of unexported types are not part of the package's API.
+        let ty = first_of_kind(recv, "type_identifier").map(|t| text(t, src));
+        if !ty.is_some_and(|t| t.starts_with(|c: char| c.is_ascii_uppercase())) {
+            return None;
+        }
+    }
+    let row = node.start_position().row;
+    let documented = node.prev_sibling().is_some_and(|p| p.kind() == "comment" && p.end_position().row + 1 == row);
+    if documented {
+        return None;
+    }
+    let what = if recv.is_some() { "method" } else { "function" };
+    Some(Verdict::new(name_node, format!("exported {what} `{name}` should have a doc comment starting with its name")))
 }
 
 fn string_literal(n: Node<'_>) -> bool {

@@ -1,11 +1,14 @@
-//! JavaScript and TypeScript rules. One query source serves the JavaScript, TypeScript and
-//! TSX grammars (it only names node kinds the three share); each rule is registered twice,
+//! JavaScript and TypeScript rules. One set of matchers serves the JavaScript, TypeScript and
+//! TSX grammars (they only name node kinds the three share); each rule is registered twice,
 //! as `javascript/...` for JS files and `typescript/...` for TS and TSX files.
 
 use tree_sitter::Node;
 
-use super::{Match, RuleInfo, Spec, Verdict, child_of_kind, delete_if_alone, replace, text};
-use crate::review::finding::Category::{self, *};
+use super::{
+    Report, RuleInfo, Spec, Verdict, child_of_kind, delete_if_alone, field, first_named, is, is_token, is_wild,
+    replace, text,
+};
+use crate::review::finding::Category::*;
 use crate::review::finding::Severity::*;
 
 /// Declares the rule table once and expands it under both language prefixes.
@@ -31,144 +34,149 @@ js_rules! {
     (Maintainability, "maintainability", "var", Info, false, "var is function-scoped and hoisted; use let or const"),
 }
 
-pub(super) static JS_SPEC: Spec = Spec { rules: JS_RULES, query, check };
-pub(super) static TS_SPEC: Spec = Spec { rules: TS_RULES, query, check };
-
-fn query(cat: Category) -> &'static str {
-    match cat {
-        Security => SECURITY,
-        Correctness => CORRECTNESS,
-        Maintainability => MAINTAINABILITY,
-        Performance | Documentation => "",
-    }
-}
-
-const SECURITY: &str = r#"
-((call_expression function: (identifier) @eval.fn arguments: (arguments . (_) @eval.arg)) @eval
-  (#eq? @eval.fn "eval"))
-((new_expression constructor: (identifier) @new-function.ctor arguments: (arguments) @new-function.args) @new-function
-  (#eq? @new-function.ctor "Function"))
-((call_expression function: (identifier) @new-function.ctor arguments: (arguments) @new-function.args) @new-function
-  (#eq? @new-function.ctor "Function"))
-((assignment_expression
-   left: (member_expression property: (property_identifier) @inner-html.prop)
-   right: (_) @inner-html.value) @inner-html
-  (#any-of? @inner-html.prop "innerHTML" "outerHTML"))
-((augmented_assignment_expression
-   left: (member_expression property: (property_identifier) @inner-html.prop)
-   right: (_) @inner-html.value) @inner-html
-  (#any-of? @inner-html.prop "innerHTML" "outerHTML"))
-((call_expression
-   function: (member_expression object: (identifier) @document-write.obj property: (property_identifier) @document-write.prop)
-   arguments: (arguments) @document-write.args) @document-write
-  (#eq? @document-write.obj "document")
-  (#any-of? @document-write.prop "write" "writeln"))
-"#;
-
-const CORRECTNESS: &str = r#"
-(binary_expression operator: ["==" "!="] @loose-equality.op) @loose-equality
-(binary_expression
-  left: (unary_expression operator: "typeof")
-  operator: ["==" "===" "!=" "!=="]
-  right: (string) @invalid-typeof.str) @invalid-typeof
-(binary_expression
-  left: (string) @invalid-typeof.str
-  operator: ["==" "===" "!=" "!=="]
-  right: (unary_expression operator: "typeof")) @invalid-typeof
-"#;
-
-const MAINTAINABILITY: &str = r#"
-(debugger_statement) @debugger
-(variable_declaration) @var
-"#;
+pub(super) static JS_SPEC: Spec = Spec { rules: JS_RULES, visit };
+pub(super) static TS_SPEC: Spec = Spec { rules: TS_RULES, visit };
 
 const TYPEOF_RESULTS: [&str; 8] =
     ["undefined", "object", "boolean", "number", "string", "function", "symbol", "bigint"];
 
-fn check<'t>(rule: &str, node: Node<'t>, m: &Match<'t>, src: &str) -> Option<Verdict> {
-    match rule {
-        "eval" => {
-            if is_plain_string(m.get("arg")?) {
-                return None;
+/// Dispatches on the kind of node each rule is anchored at.
+fn visit(node: Node<'_>, src: &str, out: &mut Report) {
+    match node.kind() {
+        "call_expression" => {
+            let (Some(func), Some(args)) = (field(node, "function"), field(node, "arguments")) else { return };
+            // A tagged template (`tag`...``) has no argument list.
+            if !is(args, "arguments") {
+                return;
             }
-            Some(Verdict::new(
-                node,
-                "eval() of a non-literal runs arbitrary code; parse the data (e.g. JSON.parse) instead",
-            ))
-        }
-        "new-function" => {
-            let args = m.get("args")?;
-            let mut cursor = args.walk();
-            if args.named_children(&mut cursor).all(|a| is_plain_string(a) || a.kind() == "comment") {
-                return None;
-            }
-            Some(Verdict::new(
-                node,
-                "the Function constructor compiles code from strings, like eval; avoid building code at run time",
-            ))
-        }
-        "inner-html" => {
-            let value = m.get("value")?;
-            if is_plain_string(value) || is_sanitized(value, src) {
-                return None;
-            }
-            let prop = text(m.get("prop")?, src);
-            Some(Verdict::new(
-                node,
-                format!("assigning non-literal HTML to {prop} invites XSS; use textContent or sanitize the markup"),
-            ))
-        }
-        "document-write" => {
-            let args = m.get("args")?;
-            let mut cursor = args.walk();
-            if args.named_children(&mut cursor).all(|a| is_plain_string(a) || a.kind() == "comment") {
-                return None;
-            }
-            Some(Verdict::new(node, "document.write of a non-literal invites XSS; build DOM nodes instead"))
-        }
-        "loose-equality" => {
-            let (left, right) = (node.child_by_field_name("left")?, node.child_by_field_name("right")?);
-            // `x == null` is the idiom for "null or undefined", and typeof always yields a
-            // string, so neither coerces anything surprising.
-            if [left, right].iter().any(|n| matches!(n.kind(), "null" | "undefined") || is_typeof(*n)) {
-                return None;
-            }
-            let op = m.get("op")?;
-            let new = if op.kind() == "==" { "===" } else { "!==" };
-            Some(
-                Verdict::new(node, format!("`{}` coerces its operands; use `{new}`", op.kind()))
-                    .with_fix(replace(src, op, new)),
-            )
-        }
-        "invalid-typeof" => {
-            let s = m.get("str")?;
-            let value = string_value(s, src)?;
-            if TYPEOF_RESULTS.contains(&value) {
-                return None;
-            }
-            let fix = closest_typeof(value).and_then(|good| {
-                let q = &text(s, src)[..1];
-                replace(src, s, &format!("{q}{good}{q}"))
-            });
-            Some(
-                Verdict::new(s, format!("typeof never returns \"{value}\"; this comparison is always the same"))
-                    .with_fix(fix),
-            )
-        }
-        "debugger" => Some(Verdict::new(node, "remove the debugger statement").with_fix(delete_if_alone(src, node))),
-        "var" => {
-            let mut cur = node.parent();
-            while let Some(n) = cur {
-                // `declare var` and `declare global { var ... }` are how TS types globals.
-                if n.kind() == "ambient_declaration" {
-                    return None;
+            if is(func, "identifier") {
+                match text(func, src) {
+                    "eval" => out.add("eval", eval(node, args)),
+                    "Function" => out.add("new-function", new_function(node, args)),
+                    _ => {}
                 }
-                cur = n.parent();
+            } else if is(func, "member_expression") {
+                out.add("document-write", document_write(node, func, args, src));
             }
-            Some(Verdict::new(node.child(0)?, "`var` is function-scoped and hoisted; use `let` or `const`"))
         }
-        _ => None,
+        "new_expression" => {
+            let ctor = field(node, "constructor").filter(|c| is(*c, "identifier") && text(*c, src) == "Function");
+            // `new Function` without parentheses has no arguments to look at.
+            if let (Some(_), Some(args)) = (ctor, field(node, "arguments").filter(|a| is(*a, "arguments"))) {
+                out.add("new-function", new_function(node, args));
+            }
+        }
+        "assignment_expression" | "augmented_assignment_expression" => out.add("inner-html", inner_html(node, src)),
+        "binary_expression" => {
+            let Some(op) = field(node, "operator") else { return };
+            if is_token(op, &["==", "!="]) {
+                out.add("loose-equality", loose_equality(node, op, src));
+            }
+            if is_token(op, &["==", "===", "!=", "!=="]) {
+                out.add("invalid-typeof", invalid_typeof(node, src));
+            }
+        }
+        "debugger_statement" => out.add(
+            "debugger",
+            Some(Verdict::new(node, "remove the debugger statement").with_fix(delete_if_alone(src, node))),
+        ),
+        "variable_declaration" => out.add("var", var(node)),
+        _ => {}
     }
+}
+
+fn eval(node: Node<'_>, args: Node<'_>) -> Option<Verdict> {
+    if is_plain_string(first_named(args)?) {
+        return None;
+    }
+    Some(Verdict::new(node, "eval() of a non-literal runs arbitrary code; parse the data (e.g. JSON.parse) instead"))
+}
+
+/// `new Function(..)` or `Function(..)` with anything but string literals.
+fn new_function(node: Node<'_>, args: Node<'_>) -> Option<Verdict> {
+    let mut cursor = args.walk();
+    if args.named_children(&mut cursor).all(|a| is_plain_string(a) || a.kind() == "comment") {
+        return None;
+    }
+    Some(Verdict::new(
+        node,
+        "the Function constructor compiles code from strings, like eval; avoid building code at run time",
+    ))
+}
+
+/// `el.innerHTML = ..` or `el.outerHTML += ..` with markup that is not a literal.
+fn inner_html(node: Node<'_>, src: &str) -> Option<Verdict> {
+    let left = field(node, "left").filter(|l| is(*l, "member_expression"))?;
+    let prop = field(left, "property").filter(|p| is(*p, "property_identifier"))?;
+    let prop = text(prop, src);
+    let value = field(node, "right").filter(|r| is_wild(*r))?;
+    if !matches!(prop, "innerHTML" | "outerHTML") || is_plain_string(value) || is_sanitized(value, src) {
+        return None;
+    }
+    Some(Verdict::new(
+        node,
+        format!("assigning non-literal HTML to {prop} invites XSS; use textContent or sanitize the markup"),
+    ))
+}
+
+fn document_write(node: Node<'_>, func: Node<'_>, args: Node<'_>, src: &str) -> Option<Verdict> {
+    field(func, "object").filter(|o| is(*o, "identifier") && text(*o, src) == "document")?;
+    let prop = field(func, "property").filter(|p| is(*p, "property_identifier"))?;
+    if !matches!(text(prop, src), "write" | "writeln") {
+        return None;
+    }
+    let mut cursor = args.walk();
+    if args.named_children(&mut cursor).all(|a| is_plain_string(a) || a.kind() == "comment") {
+        return None;
+    }
+    Some(Verdict::new(node, "document.write of a non-literal invites XSS; build DOM nodes instead"))
+}
+
+fn loose_equality(node: Node<'_>, op: Node<'_>, src: &str) -> Option<Verdict> {
+    let (left, right) = (node.child_by_field_name("left")?, node.child_by_field_name("right")?);
+    // `x == null` is the idiom for "null or undefined", and typeof always yields a
+    // string, so neither coerces anything surprising.
+    if [left, right].iter().any(|n| matches!(n.kind(), "null" | "undefined") || is_typeof(*n)) {
+        return None;
+    }
+    let new = if op.kind() == "==" { "===" } else { "!==" };
+    Some(
+        Verdict::new(node, format!("`{}` coerces its operands; use `{new}`", op.kind()))
+            .with_fix(replace(src, op, new)),
+    )
+}
+
+/// `typeof x === "strng"`, either way round.
+fn invalid_typeof(node: Node<'_>, src: &str) -> Option<Verdict> {
+    let (left, right) = (field(node, "left")?, field(node, "right")?);
+    let s = if is_typeof(left) && is(right, "string") {
+        right
+    } else if is(left, "string") && is_typeof(right) {
+        left
+    } else {
+        return None;
+    };
+    let value = string_value(s, src)?;
+    if TYPEOF_RESULTS.contains(&value) {
+        return None;
+    }
+    let fix = closest_typeof(value).and_then(|good| {
+        let q = &text(s, src)[..1];
+        replace(src, s, &format!("{q}{good}{q}"))
+    });
+    Some(Verdict::new(s, format!("typeof never returns \"{value}\"; this comparison is always the same")).with_fix(fix))
+}
+
+fn var(node: Node<'_>) -> Option<Verdict> {
+    let mut cur = node.parent();
+    while let Some(n) = cur {
+        // `declare var` and `declare global { var ... }` are how TS types globals.
+        if n.kind() == "ambient_declaration" {
+            return None;
+        }
+        cur = n.parent();
+    }
+    Some(Verdict::new(node.child(0)?, "`var` is function-scoped and hoisted; use `let` or `const`"))
 }
 
 /// A string literal, or a template literal without substitutions.

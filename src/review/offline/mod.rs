@@ -1,11 +1,13 @@
 //! Owns the built-in offline reviewer: tree-sitter rules, one file per language, grouped by
 //! agent (category). It needs no key and no network, and it is the default agent.
 //!
-//! Each language contributes a rule table, one query per category and a `check` function.
-//! Capture names carry the rule: the one capture without a dot in a pattern (`@eval`) is the
-//! anchor, names the rule and must start inside the reviewed ranges; dotted captures
-//! (`@eval.arg`) are parts the check looks at. Queries only find candidates cheaply; `check`
-//! makes the final call, because precision matters more than recall here.
+//! Each language contributes a rule table and a `visit` function. One pre-order walk over a
+//! chunk calls `visit` on every named node that starts inside the chunk; `visit` dispatches
+//! on the node's kind to the matchers of the rules anchored at that kind. A matcher checks
+//! the shape of the node in Rust (what a tree-sitter query pattern used to describe) and
+//! then makes the final call, because precision matters more than recall here. Nothing is
+//! compiled: tree-sitter query compilation cost tens of milliseconds per grammar, which
+//! alone broke the start-up budget.
 
 mod go;
 mod javascript;
@@ -16,14 +18,16 @@ use std::cell::RefCell;
 use std::ops::Range;
 use std::sync::LazyLock;
 
-use streaming_iterator::StreamingIterator;
-use tree_sitter::{Node, Query, QueryCursor, Tree};
+use tree_sitter::{Node, Tree};
 
 use crate::review::finding::{Category, Finding, Fix, Severity, Span};
 use crate::syntax::Language;
 
 /// Part of every cache key for offline findings: bump it when any rule changes behaviour.
-pub const RULESET_VERSION: &str = "offline-1";
+pub const RULESET_VERSION: &str = "offline-2";
+
+/// `Finding::source` of every offline finding.
+pub const SOURCE: &str = "offline";
 
 /// What a rule is, for SARIF `tool.driver.rules`, docs and `disabled_rules` validation.
 #[derive(Clone, Copy, Debug)]
@@ -56,9 +60,8 @@ pub fn rules() -> &'static [RuleInfo] {
 /// Runs `agent`'s rules for `lang` over the nodes that start inside `ranges` (byte ranges of
 /// one chunk of `source`, whose parse is `tree`).
 ///
-/// A query's cost is dominated by walking the tree, not by how many patterns it has, so one
-/// query per grammar serves all five categories, and the last chunk's findings are kept per
-/// thread: the agents asking in turn about the same chunk share one walk.
+/// One walk finds every category's findings, and the last chunk's findings are kept per
+/// thread: the agents asking in turn about the same chunk share that walk.
 pub fn review(lang: Language, agent: Category, tree: &Tree, source: &str, ranges: &[Range<usize>]) -> Vec<Finding> {
     thread_local! {
         static LAST: RefCell<Option<Memo>> = const { RefCell::new(None) };
@@ -78,6 +81,13 @@ pub fn review(lang: Language, agent: Category, tree: &Tree, source: &str, ranges
     })
 }
 
+/// Prepares `lang`'s rules ahead of the first review. The rules are plain Rust over the
+/// parse tree, with no queries to compile, so all that is left is building the shared rule
+/// table (microseconds); the server may still call this at start-up, it is just cheap now.
+pub fn warm_up(_lang: Language) {
+    let _ = rules();
+}
+
 /// The inputs and findings of the last `review` on this thread. The key is the source text
 /// itself, not the tree, so a different tree at a reused address can never hit.
 struct Memo {
@@ -90,57 +100,85 @@ struct Memo {
 /// Every category's findings for one chunk, sorted by position.
 fn review_all(lang: Language, tree: &Tree, source: &str, ranges: &[Range<usize>]) -> Vec<Finding> {
     let spec = spec(lang);
-    let Ok(compiled) = compiled(lang) else {
-        return Vec::new();
-    };
-    let names = compiled.query.capture_names();
-    let mut findings = Vec::new();
-    let mut cursor = QueryCursor::new();
-    for range in ranges {
-        let range = range.start.min(source.len())..range.end.min(source.len());
-        if range.is_empty() {
-            continue;
-        }
-        cursor.set_byte_range(range.clone());
-        let mut matches = cursor.matches(&compiled.query, tree.root_node(), source.as_bytes());
-        while let Some(m) = matches.next() {
-            let Some((info, anchor)) =
-                m.captures().iter().find_map(|c| Some((compiled.anchors[c.index as usize]?, c.node)))
-            else {
-                continue;
-            };
-            if !range.contains(&anchor.start_byte()) {
-                continue;
-            }
-            let caps = Match { caps: m.captures().iter().map(|c| (names[c.index as usize], c.node)).collect() };
-            let Some(verdict) = (spec.check)(short_name(info.id), anchor, &caps, source) else {
-                continue;
-            };
+    let mut report = Report::default();
+    walk(tree, &merged(ranges, source.len()), |node| (spec.visit)(node, source, &mut report));
+    let mut findings: Vec<Finding> = report
+        .found
+        .into_iter()
+        .filter_map(|(name, verdict)| {
+            let info = spec.rules.iter().find(|r| short_name(r.id) == name);
+            debug_assert!(info.is_some(), "{lang:?} reported `{name}`, which names no rule");
+            let info = info?;
             let finding = Finding {
                 rule: info.id.to_string(),
                 category: info.category,
                 severity: info.severity,
-                source: "offline".to_string(),
+                source: SOURCE.to_string(),
                 message: verdict.message,
                 span: verdict.span,
                 fix: verdict.fix,
             };
-            findings.push(finding.contain_fix());
-        }
-    }
-    // Overlapping ranges or two patterns for one rule can report a node twice.
+            Some(finding.contain_fix())
+        })
+        .collect();
+    // A rule can report one node for several reasons; keep the first, as the walk found it.
     findings.sort_by(|a, b| (a.span, &a.rule).cmp(&(b.span, &b.rule)));
     findings.dedup_by(|a, b| a.span == b.span && a.rule == b.rule);
     findings
 }
 
+/// `ranges` clipped to the source, sorted, without empty ones, and with overlapping or
+/// touching ones joined, so the walk can step through them in order.
+fn merged(ranges: &[Range<usize>], len: usize) -> Vec<Range<usize>> {
+    let mut sorted: Vec<_> =
+        ranges.iter().map(|r| r.start.min(len)..r.end.min(len)).filter(|r| !r.is_empty()).collect();
+    sorted.sort_by_key(|r| r.start);
+    let mut out: Vec<Range<usize>> = Vec::with_capacity(sorted.len());
+    for r in sorted {
+        match out.last_mut() {
+            Some(last) if r.start <= last.end => last.end = last.end.max(r.end),
+            _ => out.push(r),
+        }
+    }
+    out
+}
+
+/// Calls `visit` on every named node that starts inside `ranges` (sorted and disjoint), in
+/// pre-order. Pre-order visits nodes by non-decreasing start byte, so the current range
+/// only ever moves forward; subtrees that end before it are skipped whole, and the walk
+/// stops at the first node past the last range.
+fn walk<'t>(tree: &'t Tree, ranges: &[Range<usize>], mut visit: impl FnMut(Node<'t>)) {
+    let mut cursor = tree.walk();
+    let mut current = 0;
+    loop {
+        let node = cursor.node();
+        let start = node.start_byte();
+        while ranges.get(current).is_some_and(|r| r.end <= start) {
+            current += 1;
+        }
+        let Some(range) = ranges.get(current) else { return };
+        let inside = start >= range.start;
+        if inside && node.is_named() {
+            visit(node);
+        }
+        // A node that starts before the range can still hold nodes that start inside it.
+        if (inside || node.end_byte() > range.start) && cursor.goto_first_child() {
+            continue;
+        }
+        while !cursor.goto_next_sibling() {
+            if !cursor.goto_parent() {
+                return;
+            }
+        }
+    }
+}
+
 /// What a language plugs into the engine.
 struct Spec {
     rules: &'static [RuleInfo],
-    /// Query source for one category; empty when the language has no rules there.
-    query: fn(Category) -> &'static str,
-    /// Decides whether a candidate match is a finding. `rule` is the anchor capture name.
-    check: for<'t> fn(rule: &str, anchor: Node<'t>, m: &Match<'t>, src: &str) -> Option<Verdict>,
+    /// Runs the rules anchored at `node` (a named node starting inside the chunk) and adds
+    /// their verdicts to the report, under the rule's short name.
+    visit: for<'t> fn(node: Node<'t>, src: &str, out: &mut Report),
 }
 
 fn spec(lang: Language) -> &'static Spec {
@@ -153,66 +191,22 @@ fn spec(lang: Language) -> &'static Spec {
     }
 }
 
-/// `eval` for `python/security/eval`: the capture name that anchors the rule.
+/// `eval` for `python/security/eval`: the name a language's matchers report the rule by.
 fn short_name(id: &str) -> &str {
     id.rsplit('/').next().unwrap_or(id)
 }
 
-struct Compiled {
-    query: Query,
-    /// Per capture index, the rule that capture anchors; `None` for part captures.
-    anchors: Vec<Option<&'static RuleInfo>>,
+/// The verdicts of one walk, each with the short name of the rule that gave it.
+#[derive(Default)]
+struct Report {
+    found: Vec<(&'static str, Verdict)>,
 }
 
-fn compile(lang: Language) -> Result<Compiled, String> {
-    let spec = spec(lang);
-    let source: String = Category::ALL.map(spec.query).concat();
-    let query = Query::new(&lang.grammar(), &source).map_err(|e| format!("{e}"))?;
-    let anchors = query
-        .capture_names()
-        .iter()
-        .map(|name| match name.contains('.') {
-            true => Ok(None),
-            false => {
-                spec.rules.iter().find(|r| short_name(r.id) == *name).map(Some).ok_or(format!("@{name} names no rule"))
-            }
-        })
-        .collect::<Result<_, _>>()?;
-    Ok(Compiled { query, anchors })
-}
-
-/// Queries are compiled once per grammar (TypeScript and TSX are different grammars).
-fn compiled(lang: Language) -> &'static Result<Compiled, String> {
-    fn init(lang: Language) -> Result<Compiled, String> {
-        compile(lang)
-            .inspect_err(|e| tracing::error!(lang = lang.name(), "offline rules disabled, query does not compile: {e}"))
-    }
-    static PY: LazyLock<Result<Compiled, String>> = LazyLock::new(|| init(Language::Python));
-    static JS: LazyLock<Result<Compiled, String>> = LazyLock::new(|| init(Language::JavaScript));
-    static TS: LazyLock<Result<Compiled, String>> = LazyLock::new(|| init(Language::TypeScript));
-    static TSX: LazyLock<Result<Compiled, String>> = LazyLock::new(|| init(Language::Tsx));
-    static RS: LazyLock<Result<Compiled, String>> = LazyLock::new(|| init(Language::Rust));
-    static GO: LazyLock<Result<Compiled, String>> = LazyLock::new(|| init(Language::Go));
-    match lang {
-        Language::Python => &PY,
-        Language::JavaScript => &JS,
-        Language::TypeScript => &TS,
-        Language::Tsx => &TSX,
-        Language::Rust => &RS,
-        Language::Go => &GO,
-    }
-}
-
-/// The captures of one query match, by name.
-struct Match<'t> {
-    caps: Vec<(&'static str, Node<'t>)>,
-}
-
-impl<'t> Match<'t> {
-    /// The node captured as `<rule>.<part>`; `part` alone is enough because a pattern only
-    /// ever captures parts of its own rule.
-    fn get(&self, part: &str) -> Option<Node<'t>> {
-        self.caps.iter().find(|(name, _)| name.split_once('.').is_some_and(|(_, p)| p == part)).map(|&(_, n)| n)
+impl Report {
+    fn add(&mut self, rule: &'static str, verdict: Option<Verdict>) {
+        if let Some(verdict) = verdict {
+            self.found.push((rule, verdict));
+        }
     }
 }
 
@@ -241,6 +235,42 @@ impl Verdict {
         self
     }
 }
+
+// ---- Shape tests: what query patterns used to say, as plain functions.
+
+/// Whether `node` is a named node of `kind`, like `(kind)` in a query. Named-ness matters
+/// where a grammar also has a keyword token of the same name (TypeScript's `string`).
+fn is(node: Node<'_>, kind: &str) -> bool {
+    node.is_named() && node.kind() == kind
+}
+
+/// Whether `node` is one of the anonymous tokens `kinds`, like `["==" "!="]` in a query.
+fn is_token(node: Node<'_>, kinds: &[&str]) -> bool {
+    !node.is_named() && kinds.contains(&node.kind())
+}
+
+/// Whether `node` would match a query's `(_)`: any named node except an error.
+fn is_wild(node: Node<'_>) -> bool {
+    node.is_named() && !node.is_error()
+}
+
+/// The child in field `name`, like `name: (...)` in a query.
+fn field<'t>(node: Node<'t>, name: &str) -> Option<Node<'t>> {
+    node.child_by_field_name(name)
+}
+
+/// The first named child, when it is one a query's `(parent . (_))` could match. Comments
+/// count as named children, as they do for a query anchor.
+fn first_named(node: Node<'_>) -> Option<Node<'_>> {
+    node.named_child(0).filter(|n| is_wild(*n))
+}
+
+/// The only named child, like `(parent . (_) .)` in a query.
+fn only_named(node: Node<'_>) -> Option<Node<'_>> {
+    first_named(node).filter(|_| node.named_child_count() == 1)
+}
+
+// ---- Helpers the checks share.
 
 fn text<'s>(node: Node<'_>, src: &'s str) -> &'s str {
     src.get(node.byte_range()).unwrap_or("")
@@ -301,117 +331,4 @@ fn looks_like_sql(s: &str) -> bool {
 }
 
 #[cfg(test)]
-#[allow(clippy::single_range_in_vec_init)] // `review` takes a slice of ranges
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_query_compiles_for_every_grammar() {
-        for lang in Language::ALL {
-            // Each category on its own first, for an error message that points at the right text.
-            for cat in Category::ALL {
-                if let Err(e) = Query::new(&lang.grammar(), (spec(lang).query)(cat)) {
-                    panic!("{lang:?} {} query: {e}", cat.as_str());
-                }
-            }
-            if let Err(e) = compiled(lang) {
-                panic!("{lang:?} combined query: {e}");
-            }
-        }
-    }
-
-    #[test]
-    fn every_capture_names_a_rule_of_its_category() {
-        for lang in Language::ALL {
-            let spec = spec(lang);
-            for cat in Category::ALL {
-                let q = Query::new(&lang.grammar(), (spec.query)(cat)).unwrap();
-                for name in q.capture_names() {
-                    let rule = name.split('.').next().unwrap();
-                    let id = format!("{}/{}/{rule}", lang.name(), cat.as_str());
-                    assert!(spec.rules.iter().any(|r| r.id == id), "capture @{name} names no rule {id}");
-                }
-                for r in spec.rules.iter().filter(|r| r.category == cat) {
-                    assert!(q.capture_names().contains(&short_name(r.id)), "{} has no anchor capture", r.id);
-                }
-            }
-            let mut names: Vec<_> = spec.rules.iter().map(|r| short_name(r.id)).collect();
-            names.sort();
-            let before = names.len();
-            names.dedup();
-            assert_eq!(names.len(), before, "{lang:?}: rule names must be unique within a language");
-        }
-    }
-
-    #[test]
-    fn rule_ids_are_unique_well_formed_and_enough() {
-        let all = rules();
-        let mut ids: Vec<_> = all.iter().map(|r| r.id).collect();
-        ids.sort();
-        ids.dedup();
-        assert_eq!(ids.len(), all.len(), "duplicate rule ids");
-        assert!(all.len() >= 30, "only {} rules", all.len());
-        let langs = ["python", "javascript", "typescript", "rust", "go"];
-        for r in all {
-            let parts: Vec<_> = r.id.split('/').collect();
-            assert_eq!(parts.len(), 3, "{}", r.id);
-            assert!(langs.contains(&parts[0]), "{}", r.id);
-            assert_eq!(parts[1], r.category.as_str(), "{} registered as {:?}", r.id, r.category);
-            let name_ok = !parts[2].is_empty()
-                && parts[2].chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-            assert!(name_ok, "{}", r.id);
-            assert!(!r.summary.is_empty(), "{}", r.id);
-        }
-        for cat in Category::ALL {
-            assert!(all.iter().any(|r| r.category == cat), "no {} rules", cat.as_str());
-        }
-    }
-
-    #[test]
-    fn javascript_rules_mirror_typescript_rules() {
-        let js: Vec<_> = javascript::JS_RULES.iter().map(|r| r.id.trim_start_matches("javascript/")).collect();
-        let ts: Vec<_> = javascript::TS_RULES.iter().map(|r| r.id.trim_start_matches("typescript/")).collect();
-        assert_eq!(js, ts);
-    }
-
-    #[test]
-    fn only_nodes_starting_in_range_are_reported() {
-        let src = "x = eval(a)\ny = eval(b)\nz = eval(c)\n";
-        let tree = crate::syntax::parse(Language::Python, src).unwrap();
-        let second = src.find("y =").unwrap()..src.find("z =").unwrap();
-        let found = review(Language::Python, Category::Security, &tree, src, &[second]);
-        assert_eq!(found.iter().map(|f| f.span.start_line).collect::<Vec<_>>(), [1]);
-        let whole = 0..src.len();
-        let found = review(Language::Python, Category::Security, &tree, src, &[whole.clone(), whole]);
-        assert_eq!(found.len(), 3, "overlapping ranges must not duplicate findings");
-    }
-
-    #[test]
-    fn memo_answers_each_category_and_notices_new_input() {
-        let src = "x = eval(a)\nif y == None:\n    pass\n";
-        let tree = crate::syntax::parse(Language::Python, src).unwrap();
-        let all = [0..src.len()];
-        let security = review(Language::Python, Category::Security, &tree, src, &all);
-        let correctness = review(Language::Python, Category::Correctness, &tree, src, &all);
-        assert_eq!(security.iter().map(|f| f.rule.as_str()).collect::<Vec<_>>(), ["python/security/eval"]);
-        assert_eq!(
-            correctness.iter().map(|f| f.rule.as_str()).collect::<Vec<_>>(),
-            ["python/correctness/none-comparison"]
-        );
-        assert!(review(Language::Python, Category::Documentation, &tree, src, &all).is_empty());
-        // Same text, other ranges; then other text: both must be recomputed.
-        assert!(review(Language::Python, Category::Security, &tree, src, &[12..src.len()]).is_empty());
-        let src2 = "x = exec(a)\n";
-        let tree2 = crate::syntax::parse(Language::Python, src2).unwrap();
-        let found = review(Language::Python, Category::Security, &tree2, src2, &[0..src2.len()]);
-        assert_eq!(found.iter().map(|f| f.rule.as_str()).collect::<Vec<_>>(), ["python/security/exec"]);
-    }
-
-    #[test]
-    fn sql_detection() {
-        assert!(looks_like_sql("SELECT * FROM users WHERE id = %s"));
-        assert!(looks_like_sql("  delete from t"));
-        assert!(!looks_like_sql("hello {name}"));
-        assert!(!looks_like_sql("selected item: {}"));
-    }
-}
+mod tests;

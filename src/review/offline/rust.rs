@@ -4,13 +4,14 @@
 use tree_sitter::Node;
 
 use super::{
-    Match, RuleInfo, Spec, Verdict, comment_lines_above, delete_if_alone, line_of, operands, replace, rule, text,
+    Report, RuleInfo, Spec, Verdict, comment_lines_above, delete_if_alone, field, is, is_token, line_of, only_named,
+    operands, replace, rule, text,
 };
-use crate::review::finding::Category::{self, *};
+use crate::review::finding::Category::*;
 use crate::review::finding::Fix;
 use crate::review::finding::Severity::*;
 
-pub(super) static SPEC: Spec = Spec { rules: RULES, query, check };
+pub(super) static SPEC: Spec = Spec { rules: RULES, visit };
 
 #[rustfmt::skip]
 pub(super) const RULES: &[RuleInfo] = &[
@@ -22,120 +23,114 @@ pub(super) const RULES: &[RuleInfo] = &[
     rule("rust/documentation/missing-safety-doc", Documentation, Warning, false, "pub unsafe fn without a `# Safety` doc section"),
 ];
 
-fn query(cat: Category) -> &'static str {
-    match cat {
-        Security => SECURITY,
-        Correctness => CORRECTNESS,
-        Performance => PERFORMANCE,
-        Maintainability => MAINTAINABILITY,
-        Documentation => DOCUMENTATION,
+/// Dispatches on the kind of node each rule is anchored at.
+fn visit(node: Node<'_>, src: &str, out: &mut Report) {
+    match node.kind() {
+        "unsafe_block" => out.add("unsafe-without-safety-comment", unsafe_block(node, src)),
+        "binary_expression" => out.add("nan-comparison", nan_comparison(node, src)),
+        "call_expression" => out.add("collect-len", collect_len(node, src)),
+        "macro_invocation" => {
+            let Some(name) = field(node, "macro").filter(|m| is(*m, "identifier")) else { return };
+            // The token tree follows the macro's name.
+            let mut cursor = node.walk();
+            let args = node.children(&mut cursor).skip_while(|c| *c != name).find(|c| is(*c, "token_tree"));
+            let Some(args) = args else { return };
+            match text(name, src) {
+                "dbg" => out.add(
+                    "dbg-macro",
+                    Some(
+                        Verdict::new(node, "remove the dbg! call before committing").with_fix(dbg_fix(node, args, src)),
+                    ),
+                ),
+                name @ ("todo" | "unimplemented") => out.add("todo-macro", todo_macro(node, name, args)),
+                _ => {}
+            }
+        }
+        "function_item" => out.add("missing-safety-doc", missing_safety_doc(node, src)),
+        _ => {}
     }
 }
 
-const SECURITY: &str = r#"
-(unsafe_block) @unsafe-without-safety-comment
-"#;
-
-const CORRECTNESS: &str = r#"
-((binary_expression operator: ["==" "!="] @nan-comparison.op right: (scoped_identifier name: (identifier) @nan-comparison.nan) @nan-comparison.const) @nan-comparison
-  (#eq? @nan-comparison.nan "NAN"))
-((binary_expression left: (scoped_identifier name: (identifier) @nan-comparison.nan) @nan-comparison.const operator: ["==" "!="] @nan-comparison.op) @nan-comparison
-  (#eq? @nan-comparison.nan "NAN"))
-"#;
-
-const PERFORMANCE: &str = r#"
-((call_expression
-   function: (field_expression
-     value: (call_expression
-       function: (generic_function
-         function: (field_expression field: (field_identifier) @collect-len.collect)
-         type_arguments: (type_arguments . (generic_type type: (type_identifier) @collect-len.vec) .))
-       arguments: (arguments) @collect-len.args1)
-     field: (field_identifier) @collect-len.len)
-   arguments: (arguments) @collect-len.args2) @collect-len
-  (#eq? @collect-len.collect "collect") (#eq? @collect-len.vec "Vec") (#eq? @collect-len.len "len"))
-"#;
-
-const MAINTAINABILITY: &str = r#"
-((macro_invocation macro: (identifier) @dbg-macro.name (token_tree) @dbg-macro.args) @dbg-macro
-  (#eq? @dbg-macro.name "dbg"))
-((macro_invocation macro: (identifier) @todo-macro.name (token_tree) @todo-macro.args) @todo-macro
-  (#any-of? @todo-macro.name "todo" "unimplemented"))
-"#;
-
-const DOCUMENTATION: &str = r#"
-(function_item
-  (visibility_modifier) @missing-safety-doc.vis
-  (function_modifiers) @missing-safety-doc.mods
-  name: (identifier) @missing-safety-doc.name) @missing-safety-doc
-"#;
-
-fn check<'t>(rule: &str, node: Node<'t>, m: &Match<'t>, src: &str) -> Option<Verdict> {
-    match rule {
-        "unsafe-without-safety-comment" => {
-            if has_safety_comment(node, src) {
-                return None;
-            }
-            Some(Verdict::new(node.child(0)?, "unsafe block without a `// SAFETY:` comment explaining why it is sound"))
-        }
-        "nan-comparison" => {
-            let konst = m.get("const")?;
-            let path = text(konst, src).replace(char::is_whitespace, "");
-            let nan_paths =
-                ["f32::NAN", "f64::NAN", "std::f32::NAN", "std::f64::NAN", "core::f32::NAN", "core::f64::NAN"];
-            if !nan_paths.contains(&path.as_str()) {
-                return None;
-            }
-            let ops = operands(node);
-            let other = ops.iter().find(|o| **o != konst)?;
-            let other_text = text(*other, src);
-            let receiver = if is_postfix_operand(*other) { other_text.to_string() } else { format!("({other_text})") };
-            let negate = m.get("op")?.kind() == "!=";
-            let new = format!("{}{receiver}.is_nan()", if negate { "!" } else { "" });
-            Some(
-                Verdict::new(node, format!("NAN is not equal to anything, itself included; use `{new}`"))
-                    .with_fix(replace(src, node, &new)),
-            )
-        }
-        "collect-len" => {
-            if m.get("args1")?.named_child_count() != 0 || m.get("args2")?.named_child_count() != 0 {
-                return None;
-            }
-            let collect = m.get("collect")?;
-            let fix = Fix::from_edit(src, collect.start_byte(), node.end_byte(), "count()");
-            let message = "collecting into a Vec just to take its length allocates; use `.count()`";
-            Some(Verdict::between(collect, node, message).with_fix(fix))
-        }
-        "dbg-macro" => Some(Verdict::new(node, "remove the dbg! call before committing").with_fix(dbg_fix(
-            node,
-            m.get("args")?,
-            src,
-        ))),
-        "todo-macro" => {
-            let name = text(m.get("name")?, src);
-            // `unimplemented!("not supported on Windows")` documents a deliberate gap.
-            if name == "unimplemented" && m.get("args")?.named_child_count() > 0 {
-                return None;
-            }
-            Some(Verdict::new(node, format!("{name}!() panics when reached; finish the code or return an error")))
-        }
-        "missing-safety-doc" => {
-            let mods = m.get("mods")?;
-            let mut cursor = mods.walk();
-            let is_unsafe = mods.children(&mut cursor).any(|c| c.kind() == "unsafe");
-            if text(m.get("vis")?, src) != "pub" || !is_unsafe || has_safety_section(node, src) {
-                return None;
-            }
-            let name = text(m.get("name")?, src);
-            Some(Verdict::new(
-                m.get("name")?,
-                format!(
-                    "`pub unsafe fn {name}` needs a `# Safety` section in its docs stating what callers must uphold"
-                ),
-            ))
-        }
-        _ => None,
+fn unsafe_block(node: Node<'_>, src: &str) -> Option<Verdict> {
+    if has_safety_comment(node, src) {
+        return None;
     }
+    Some(Verdict::new(node.child(0)?, "unsafe block without a `// SAFETY:` comment explaining why it is sound"))
+}
+
+/// `x == f64::NAN` or `f64::NAN != x`. When both sides are NAN constants, the left one is
+/// taken as the constant first, the order the query engine used to report them in.
+fn nan_comparison(node: Node<'_>, src: &str) -> Option<Verdict> {
+    let op = field(node, "operator").filter(|o| is_token(*o, &["==", "!="]))?;
+    let is_nan = |s: &Node<'_>| {
+        is(*s, "scoped_identifier") && field(*s, "name").is_some_and(|n| is(n, "identifier") && text(n, src) == "NAN")
+    };
+    [field(node, "left"), field(node, "right")].into_iter().flatten().filter(is_nan).find_map(|konst| {
+        let path = text(konst, src).replace(char::is_whitespace, "");
+        let nan_paths = ["f32::NAN", "f64::NAN", "std::f32::NAN", "std::f64::NAN", "core::f32::NAN", "core::f64::NAN"];
+        if !nan_paths.contains(&path.as_str()) {
+            return None;
+        }
+        let ops = operands(node);
+        let other = ops.iter().find(|o| **o != konst)?;
+        let other_text = text(*other, src);
+        let receiver = if is_postfix_operand(*other) { other_text.to_string() } else { format!("({other_text})") };
+        let negate = op.kind() == "!=";
+        let new = format!("{}{receiver}.is_nan()", if negate { "!" } else { "" });
+        Some(
+            Verdict::new(node, format!("NAN is not equal to anything, itself included; use `{new}`"))
+                .with_fix(replace(src, node, &new)),
+        )
+    })
+}
+
+/// `iter.collect::<Vec<_>>().len()`.
+fn collect_len(node: Node<'_>, src: &str) -> Option<Verdict> {
+    let len = field(node, "function").filter(|f| is(*f, "field_expression"))?;
+    field(len, "field").filter(|f| is(*f, "field_identifier") && text(*f, src) == "len")?;
+    let args2 = field(node, "arguments").filter(|a| is(*a, "arguments"))?;
+    let inner = field(len, "value").filter(|v| is(*v, "call_expression"))?;
+    let args1 = field(inner, "arguments").filter(|a| is(*a, "arguments"))?;
+    let generic = field(inner, "function").filter(|f| is(*f, "generic_function"))?;
+    let collect = field(generic, "function").filter(|f| is(*f, "field_expression"))?;
+    let collect = field(collect, "field").filter(|f| is(*f, "field_identifier") && text(*f, src) == "collect")?;
+    let types = field(generic, "type_arguments").filter(|t| is(*t, "type_arguments"))?;
+    let vec = only_named(types).filter(|t| is(*t, "generic_type"))?;
+    field(vec, "type").filter(|t| is(*t, "type_identifier") && text(*t, src) == "Vec")?;
+    if args1.named_child_count() != 0 || args2.named_child_count() != 0 {
+        return None;
+    }
+    let fix = Fix::from_edit(src, collect.start_byte(), node.end_byte(), "count()");
+    let message = "collecting into a Vec just to take its length allocates; use `.count()`";
+    Some(Verdict::between(collect, node, message).with_fix(fix))
+}
+
+fn todo_macro(node: Node<'_>, name: &str, args: Node<'_>) -> Option<Verdict> {
+    // `unimplemented!("not supported on Windows")` documents a deliberate gap.
+    if name == "unimplemented" && args.named_child_count() > 0 {
+        return None;
+    }
+    Some(Verdict::new(node, format!("{name}!() panics when reached; finish the code or return an error")))
+}
+
+/// `pub unsafe fn` without a `# Safety` section in its docs.
+fn missing_safety_doc(node: Node<'_>, src: &str) -> Option<Verdict> {
+    // Visibility, then modifiers, then the name, in that order, as the query pattern had them.
+    let mut cursor = node.walk();
+    let mut children = node.children(&mut cursor);
+    let vis = children.find(|c| is(*c, "visibility_modifier"))?;
+    let mods = children.find(|c| is(*c, "function_modifiers"))?;
+    let name = field(node, "name").filter(|n| is(*n, "identifier") && n.start_byte() >= mods.end_byte())?;
+    let mut cursor = mods.walk();
+    let is_unsafe = mods.children(&mut cursor).any(|c| c.kind() == "unsafe");
+    if text(vis, src) != "pub" || !is_unsafe || has_safety_section(node, src) {
+        return None;
+    }
+    let name_text = text(name, src);
+    Some(Verdict::new(
+        name,
+        format!("`pub unsafe fn {name_text}` needs a `# Safety` section in its docs stating what callers must uphold"),
+    ))
 }
 
 /// `dbg!(expr)` evaluates to `expr`, so the fix keeps the expression. A `dbg!(&x);`

@@ -1,5 +1,6 @@
 //! Unit tests of the result cache, on real redb files in temporary directories.
 
+use super::codec::FORMAT_VERSION;
 use super::*;
 use crate::review::finding::{Category, Fix, Severity, Span};
 

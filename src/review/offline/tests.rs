@@ -1,0 +1,144 @@
+//! Unit tests for the offline engine: rule table invariants, range filtering, the per-thread
+//! memo, and that nothing here compiles a tree-sitter query.
+
+#![allow(clippy::single_range_in_vec_init)] // `review` takes a slice of ranges
+
+use super::*;
+
+#[test]
+fn rule_ids_are_unique_well_formed_and_enough() {
+    let all = rules();
+    let mut ids: Vec<_> = all.iter().map(|r| r.id).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), all.len(), "duplicate rule ids");
+    assert!(all.len() >= 30, "only {} rules", all.len());
+    let langs = ["python", "javascript", "typescript", "rust", "go"];
+    for r in all {
+        let parts: Vec<_> = r.id.split('/').collect();
+        assert_eq!(parts.len(), 3, "{}", r.id);
+        assert!(langs.contains(&parts[0]), "{}", r.id);
+        assert_eq!(parts[1], r.category.as_str(), "{} registered as {:?}", r.id, r.category);
+        let name_ok =
+            !parts[2].is_empty() && parts[2].chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        assert!(name_ok, "{}", r.id);
+        assert!(!r.summary.is_empty(), "{}", r.id);
+    }
+    for cat in Category::ALL {
+        assert!(all.iter().any(|r| r.category == cat), "no {} rules", cat.as_str());
+    }
+}
+
+#[test]
+fn javascript_rules_mirror_typescript_rules() {
+    let js: Vec<_> = javascript::JS_RULES.iter().map(|r| r.id.trim_start_matches("javascript/")).collect();
+    let ts: Vec<_> = javascript::TS_RULES.iter().map(|r| r.id.trim_start_matches("typescript/")).collect();
+    assert_eq!(js, ts);
+}
+
+#[test]
+fn only_nodes_starting_in_range_are_reported() {
+    let src = "x = eval(a)\ny = eval(b)\nz = eval(c)\n";
+    let tree = crate::syntax::parse(Language::Python, src).unwrap();
+    let second = src.find("y =").unwrap()..src.find("z =").unwrap();
+    let found = review(Language::Python, Category::Security, &tree, src, &[second]);
+    assert_eq!(found.iter().map(|f| f.span.start_line).collect::<Vec<_>>(), [1]);
+    let whole = 0..src.len();
+    let found = review(Language::Python, Category::Security, &tree, src, &[whole.clone(), whole]);
+    assert_eq!(found.len(), 3, "overlapping ranges must not duplicate findings");
+}
+
+#[test]
+fn memo_answers_each_category_and_notices_new_input() {
+    let src = "x = eval(a)\nif y == None:\n    pass\n";
+    let tree = crate::syntax::parse(Language::Python, src).unwrap();
+    let all = [0..src.len()];
+    let security = review(Language::Python, Category::Security, &tree, src, &all);
+    let correctness = review(Language::Python, Category::Correctness, &tree, src, &all);
+    assert_eq!(security.iter().map(|f| f.rule.as_str()).collect::<Vec<_>>(), ["python/security/eval"]);
+    assert_eq!(correctness.iter().map(|f| f.rule.as_str()).collect::<Vec<_>>(), ["python/correctness/none-comparison"]);
+    assert!(review(Language::Python, Category::Documentation, &tree, src, &all).is_empty());
+    // Same text, other ranges; then other text: both must be recomputed.
+    assert!(review(Language::Python, Category::Security, &tree, src, &[12..src.len()]).is_empty());
+    let src2 = "x = exec(a)\n";
+    let tree2 = crate::syntax::parse(Language::Python, src2).unwrap();
+    let found = review(Language::Python, Category::Security, &tree2, src2, &[0..src2.len()]);
+    assert_eq!(found.iter().map(|f| f.rule.as_str()).collect::<Vec<_>>(), ["python/security/exec"]);
+}
+
+#[test]
+fn sql_detection() {
+    assert!(looks_like_sql("SELECT * FROM users WHERE id = %s"));
+    assert!(looks_like_sql("  delete from t"));
+    assert!(!looks_like_sql("hello {name}"));
+    assert!(!looks_like_sql("selected item: {}"));
+}
+
+#[test]
+fn rule_names_are_unique_within_a_language() {
+    for lang in Language::ALL {
+        let mut names: Vec<_> = spec(lang).rules.iter().map(|r| short_name(r.id)).collect();
+        names.sort();
+        let before = names.len();
+        names.dedup();
+        assert_eq!(names.len(), before, "{lang:?}: rule names must be unique within a language");
+    }
+}
+
+#[test]
+fn ranges_are_clipped_sorted_and_joined() {
+    assert_eq!(merged(&[5..9, 0..3, 2..4, 9..12, 20..20, 30..40], 35), [0..4, 5..12, 30..35]);
+    assert!(merged(&[40..50], 35).is_empty());
+}
+
+#[test]
+fn walk_visits_named_nodes_starting_in_ranges_in_order() {
+    let src = "a = 1\ndef f():\n    b = 2\n    return b\nc = 3\n";
+    let tree = crate::syntax::parse(Language::Python, src).unwrap();
+    let body = src.find("    b").unwrap()..src.find("c =").unwrap();
+    let mut seen = Vec::new();
+    walk(&tree, &merged(&[body.clone()], src.len()), |n| seen.push((n.kind(), n.start_byte())));
+    assert!(seen.iter().all(|(_, start)| body.contains(start)), "{seen:?}");
+    assert!(seen.windows(2).all(|w| w[0].1 <= w[1].1), "pre-order starts never decrease: {seen:?}");
+    assert!(seen.iter().any(|(k, _)| *k == "return_statement"), "{seen:?}");
+    assert!(!seen.iter().any(|(k, _)| *k == "function_definition"), "starts before the range: {seen:?}");
+    let mut all = 0;
+    walk(&tree, &merged(&[0..src.len()], src.len()), |_| all += 1);
+    let mut cursor = tree.walk();
+    let named = count_named(&mut cursor);
+    assert_eq!(all, named, "a whole-file range visits every named node once");
+}
+
+fn count_named(cursor: &mut tree_sitter::TreeCursor<'_>) -> usize {
+    let mut n = usize::from(cursor.node().is_named());
+    if cursor.goto_first_child() {
+        loop {
+            n += count_named(cursor);
+            if !cursor.goto_next_sibling() {
+                break;
+            }
+        }
+        cursor.goto_parent();
+    }
+    n
+}
+
+/// Start-up budget: the reviewer must not compile tree-sitter queries (tens of milliseconds
+/// per grammar). Checks every source file of this module, this one included.
+#[test]
+fn no_tree_sitter_query_is_built() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/review/offline");
+    let needles = [["Query", "::new"].concat(), ["Query", "Cursor"].concat(), ["tree_sitter::", "Query"].concat()];
+    let mut files = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "rs") {
+            files += 1;
+            let text = std::fs::read_to_string(&path).unwrap();
+            for needle in &needles {
+                assert!(!text.contains(needle.as_str()), "{} mentions {needle}", path.display());
+            }
+        }
+    }
+    assert!(files >= 6, "found only {files} source files in {}", dir.display());
+}
