@@ -68,6 +68,18 @@ pub struct ScanArgs {
     /// Exit with 1 when a finding is at least this severe.
     #[arg(long, value_enum, default_value_t = FailOn::Error)]
     pub fail_on: FailOn,
+
+    /// Review with this provider as well as the offline rules (overrides `llm.provider`).
+    #[arg(long, value_parser = ["offline", "openai", "anthropic", "gemini"])]
+    pub provider: Option<String>,
+
+    /// Model name (overrides `llm.model`).
+    #[arg(long)]
+    pub model: Option<String>,
+
+    /// Provider endpoint, e.g. an OpenAI-compatible local server (overrides `llm.base_url`).
+    #[arg(long, value_name = "URL")]
+    pub base_url: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

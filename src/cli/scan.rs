@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use super::output::{self, Report, Reported, Skipped};
 use super::{EXIT_USAGE, Format, ScanArgs};
 use crate::config::{self, Config, Layer};
+use crate::review::llm_agents::{self, CallRecord, FileWork, Routing};
 use crate::review::{Engine, Outcome, Request, Source};
 use crate::store::Cache;
 use crate::syntax::Language;
@@ -49,24 +50,34 @@ fn scan(args: &ScanArgs) -> Result<ExitCode, String> {
         }
     }
     let root = scan_root(&args.paths[0]);
-    let config = load_config(args.config.as_deref(), &root)?;
+    let config = load_config(args.config.as_deref(), &root, args)?;
+    let (routing, problems) = Routing::from_config(&config);
+    for problem in problems {
+        eprintln!("warning: {problem}");
+    }
 
     let cache = (!args.no_cache && config.cache.enabled).then(|| {
         let ttl = Duration::from_secs(config.cache.ttl_secs);
         Arc::new(Cache::open(&config.cache.resolved_dir(), &root, ttl))
     });
-    let engine = Engine::new(config.review.clone(), cache.clone());
+    let engine = Engine::new(config.review.clone(), cache.clone()).with_llm(routing);
 
     let files = workspace::discover(&args.paths);
-    let results = review_all(&engine, &files, &root, config.review.max_file_size);
+    let mut results = review_all(&engine, &files, &root, config.review.max_file_size);
+    let calls = run_llm_agents(&engine, &mut results);
     if let Some(cache) = &cache {
         cache.flush();
     }
 
     let mut report = Report { root_uri: root_uri(&root), ..Report::default() };
+    for call in &calls {
+        report.stats.llm_calls += 1;
+        report.stats.prompt_tokens += call.prompt_tokens;
+        report.stats.completion_tokens += call.completion_tokens;
+    }
     for result in results {
         match result {
-            FileResult::Reviewed { findings, outcome } => {
+            FileResult::Reviewed { findings, outcome, .. } => {
                 let s = &mut report.stats;
                 s.files_scanned += 1;
                 if outcome.cache_hit {
@@ -74,9 +85,9 @@ fn scan(args: &ScanArgs) -> Result<ExitCode, String> {
                 } else {
                     s.cache_misses += 1;
                 }
-                s.llm_calls += outcome.llm_calls;
-                s.prompt_tokens += outcome.prompt_tokens;
-                s.completion_tokens += outcome.completion_tokens;
+                for why in &outcome.llm_unavailable {
+                    eprintln!("warning: LLM review unavailable for a file: {why}");
+                }
                 report.findings.extend(findings);
             }
             FileResult::Skipped(skipped) => report.skipped.push(skipped),
@@ -121,16 +132,26 @@ fn root_uri(root: &Path) -> Option<String> {
     Some(if uri.ends_with('/') { uri } else { uri + "/" })
 }
 
-fn load_config(explicit: Option<&Path>, root: &Path) -> Result<Config, String> {
+fn load_config(explicit: Option<&Path>, root: &Path, args: &ScanArgs) -> Result<Config, String> {
     let layer = match explicit {
         Some(path) => Some(Layer::from_toml_file(path)),
         None => config::workspace_layer(root),
     };
-    let layers = match layer {
+    let mut layers = match layer {
         Some(Ok(layer)) => vec![layer],
         Some(Err(problem)) => return Err(problem.to_string()),
         None => Vec::new(),
     };
+    // Command-line flags win over the file, through the same schema.
+    let mut llm = serde_json::Map::new();
+    for (key, value) in [("provider", &args.provider), ("model", &args.model), ("base_url", &args.base_url)] {
+        if let Some(v) = value {
+            llm.insert(key.to_string(), serde_json::Value::String(v.clone()));
+        }
+    }
+    if !llm.is_empty() {
+        layers.push(Layer { origin: "command line".into(), value: serde_json::json!({ "llm": llm }) });
+    }
     let (config, problems) = config::resolve(&layers);
     for problem in problems {
         eprintln!("warning: {problem}");
@@ -139,8 +160,54 @@ fn load_config(explicit: Option<&Path>, root: &Path) -> Result<Config, String> {
 }
 
 enum FileResult {
-    Reviewed { findings: Vec<Reported>, outcome: Outcome },
+    /// `pending` holds what the LLM agents still need: the file's path, text and language.
+    Reviewed {
+        findings: Vec<Reported>,
+        outcome: Outcome,
+        pending: Option<(String, Arc<str>, Language)>,
+    },
     Skipped(Skipped),
+}
+
+/// Sends every file's pending LLM jobs in batches (across files, per agent), then folds the
+/// findings back into each file. Texts are kept only for files with pending jobs.
+fn run_llm_agents(engine: &Engine, results: &mut [FileResult]) -> Vec<CallRecord> {
+    let mut work = Vec::new();
+    let mut owners = Vec::new();
+    for (i, result) in results.iter_mut().enumerate() {
+        if let FileResult::Reviewed { outcome, pending: Some((path, text, language)), .. } = result {
+            work.push(FileWork {
+                path: path.clone(),
+                text: text.clone(),
+                language: *language,
+                jobs: std::mem::take(&mut outcome.jobs),
+            });
+            owners.push(i);
+        }
+    }
+    if work.is_empty() {
+        return Vec::new();
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("warning: cannot start the async runtime for LLM calls ({e}); offline findings only");
+            return Vec::new();
+        }
+    };
+    eprintln!("sending {} files to the LLM agents", work.len());
+    let cache = engine.cache().cloned();
+    let report =
+        runtime.block_on(llm_agents::run(engine.routing(), cache.as_deref(), &work, &CancellationToken::new()));
+    for ((i, file), found) in owners.into_iter().zip(&work).zip(report.files) {
+        if let FileResult::Reviewed { findings, outcome, pending } = &mut results[i] {
+            let source = Source { language: file.language, text: &file.text };
+            engine.complete(&source, outcome, found);
+            *findings = output::locate(&file.path, &file.text, std::mem::take(&mut outcome.findings));
+            *pending = None;
+        }
+    }
+    report.calls
 }
 
 /// Reviews `files` on one worker per core (or `review.workers`). Workers pull the next index
@@ -197,7 +264,8 @@ fn review_file(engine: &Engine, path: &Path, root: &Path, max_size: u64) -> File
     match reviewed {
         Ok(Ok(mut outcome)) => {
             let findings = output::locate(&rel, &text, std::mem::take(&mut outcome.findings));
-            FileResult::Reviewed { findings, outcome }
+            let pending = (!outcome.jobs.is_empty()).then(|| (rel.clone(), Arc::from(text), language));
+            FileResult::Reviewed { findings, outcome, pending }
         }
         // Nothing cancels a scan's token; kept total rather than unreachable.
         Ok(Err(cancelled)) => skipped(cancelled.to_string()),

@@ -26,6 +26,8 @@ pub struct Chunk {
     /// 0-based first and last line.
     pub start_line: u32,
     pub end_line: u32,
+    /// The 0-based lines of each range, half-open: where this chunk's findings may be.
+    pub lines: Vec<Range<u32>>,
     pub hash: blake3::Hash,
 }
 
@@ -140,15 +142,17 @@ fn make_chunk(
 ) -> Chunk {
     let mut hasher = blake3::Hasher::new();
     let first = ranges.first().map_or(0, |r| r.start);
-    let last = ranges.last().map_or(0, |r| r.end);
     let start_line = lines.line_at(first);
+    let mut line_ranges = Vec::with_capacity(ranges.len());
     for r in &ranges {
-        let offset = lines.line_at(r.start) - start_line;
-        hasher.update(&offset.to_le_bytes());
+        let begin = lines.line_at(r.start);
+        let end = lines.line_at(r.end.saturating_sub(1).max(r.start)) + 1;
+        line_ranges.push(begin..end);
+        hasher.update(&(begin - start_line).to_le_bytes());
         hasher.update(source[r.clone()].as_bytes());
     }
-    let end_line = lines.line_at(last.saturating_sub(1).max(first));
-    Chunk { kind, name, ranges, start_line, end_line, hash: hasher.finalize() }
+    let end_line = line_ranges.last().map_or(start_line, |r| r.end - 1);
+    Chunk { kind, name, ranges, start_line, end_line, lines: line_ranges, hash: hasher.finalize() }
 }
 
 fn unit_name(node: Node, source: &str) -> String {

@@ -5,6 +5,7 @@
 pub mod chunk;
 pub mod classifier;
 pub mod finding;
+pub mod llm_agents;
 pub mod offline;
 pub mod prompt;
 pub mod reply;
@@ -20,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::ReviewSettings;
 use crate::review::chunk::Chunk;
 use crate::review::finding::{Category, Finding};
+use crate::review::llm_agents::{FileResult, Job, Routing};
 use crate::store::{Cache, CacheKey};
 use crate::syntax::{self, Language};
 
@@ -49,22 +51,45 @@ pub struct Outcome {
     pub llm_calls: u64,
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
+    /// LLM agents that could not review this file this time, with why.
+    pub llm_unavailable: Vec<String>,
+    /// Chunks LLM agents still have to review (cache misses); run them with
+    /// `llm_agents::run` and hand the result to [`Engine::complete`].
+    #[serde(skip)]
+    pub jobs: Vec<Job>,
+    /// Findings before settings filter them: what the whole-file cache stores.
+    #[serde(skip)]
+    raw: Vec<Finding>,
+    #[serde(skip)]
+    file_key: Option<CacheKey>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("review cancelled")]
 pub struct Cancelled;
 
-/// The review engine: settings plus the cache. Cheap to share behind an `Arc`; a settings
-/// change builds a new one.
+/// The review engine: settings, LLM routing and the cache. Cheap to share behind an `Arc`;
+/// a settings change builds a new one.
 pub struct Engine {
     settings: ReviewSettings,
+    routing: Routing,
     cache: Option<Arc<Cache>>,
 }
 
 impl Engine {
+    /// An engine with the offline agents only.
     pub fn new(settings: ReviewSettings, cache: Option<Arc<Cache>>) -> Engine {
-        Engine { settings, cache }
+        Engine { settings, routing: Routing::default(), cache }
+    }
+
+    /// Adds the LLM agents of `routing` on top of the offline rules.
+    pub fn with_llm(mut self, routing: Routing) -> Engine {
+        self.routing = routing;
+        self
+    }
+
+    pub fn routing(&self) -> &Routing {
+        &self.routing
     }
 
     pub fn settings(&self) -> &ReviewSettings {
@@ -82,21 +107,36 @@ impl Engine {
         let key = self.file_key(source, &agents);
         let mut outcome = Outcome::default();
 
-        let raw = match self.cache.as_ref().and_then(|c| c.get(&key)) {
-            Some(cached) => {
-                outcome.cache_hit = true;
-                cached
+        if let Some(cached) = self.cache.as_ref().and_then(|c| c.get(&key)) {
+            outcome.cache_hit = true;
+            outcome.findings = self.finish(source, cached);
+            return Ok(outcome);
+        }
+        let raw = self.run_agents(source, &agents, cancel, &mut outcome)?;
+        // With LLM work pending the file is not reviewed yet; `complete` stores it.
+        if outcome.jobs.is_empty() {
+            if let Some(cache) = &self.cache {
+                cache.put(key, &raw);
             }
-            None => {
-                let fresh = self.run_agents(source, &agents, cancel, &mut outcome)?;
-                if let Some(cache) = &self.cache {
-                    cache.put(key, &fresh);
-                }
-                fresh
-            }
-        };
-        outcome.findings = self.finish(source, raw);
+        }
+        outcome.findings = self.finish(source, raw.clone());
+        outcome.raw = raw;
+        outcome.file_key = Some(key);
         Ok(outcome)
+    }
+
+    /// Adds what the LLM agents found to `outcome`. The whole file is cached only when
+    /// every agent reviewed it: a failure must be retried, never remembered as "clean".
+    pub fn complete(&self, source: &Source, outcome: &mut Outcome, result: FileResult) {
+        outcome.raw.extend(result.findings);
+        outcome.jobs.clear();
+        outcome.llm_unavailable = result.unavailable.iter().map(|(a, why)| format!("{}: {why}", a.as_str())).collect();
+        if result.unavailable.is_empty() {
+            if let (Some(cache), Some(key)) = (&self.cache, outcome.file_key) {
+                cache.put(key, &outcome.raw);
+            }
+        }
+        outcome.findings = self.finish(source, outcome.raw.clone());
     }
 
     fn agents_for(&self, request: &Request) -> BTreeSet<Category> {
@@ -118,6 +158,8 @@ impl Engine {
             source.language.name().as_bytes(),
             offline::RULESET_VERSION.as_bytes(),
             agent_names.join(",").as_bytes(),
+            prompt::PROMPT_VERSION.as_bytes(),
+            self.routing.fingerprint().as_bytes(),
         ])
     }
 
@@ -145,6 +187,7 @@ impl Engine {
                     .entry(format!("{}: {}", selection.agent.as_str(), selection.reason))
                     .or_default() += 1;
                 findings.extend(self.review_chunk(source, &tree, chunk, selection.agent, outcome));
+                findings.extend(self.plan_llm_chunk(source, &tree, chunk, selection.agent, outcome));
             }
         }
         Ok(findings)
@@ -180,6 +223,50 @@ impl Engine {
             cache.put(key, &relative);
         }
         found
+    }
+
+    /// The LLM side of one agent on one chunk: cached findings (moved to where the chunk is
+    /// now), or a job for `llm_agents::run`. Only changed chunks are ever sent.
+    fn plan_llm_chunk(
+        &self,
+        source: &Source,
+        tree: &tree_sitter::Tree,
+        chunk: &Chunk,
+        agent: Category,
+        outcome: &mut Outcome,
+    ) -> Vec<Finding> {
+        let Some(endpoint) = self.routing.agents.get(&agent) else { return Vec::new() };
+        let model_source = Routing::source(endpoint);
+        let key = CacheKey::derive(&[
+            b"chunk-llm",
+            chunk.hash.as_bytes(),
+            source.language.name().as_bytes(),
+            agent.as_str().as_bytes(),
+            model_source.as_bytes(),
+            prompt::PROMPT_VERSION.as_bytes(),
+        ]);
+        if let Some(cached) = self.cache.as_ref().and_then(|c| c.get(&key)) {
+            outcome.chunk_cache_hits += 1;
+            return cached.into_iter().map(|f| f.shifted(i64::from(chunk.start_line))).collect();
+        }
+        let prepared = prompt::prepare(agent, source.language, tree, source.text, &chunk.ranges);
+        if prepared.lines.is_empty() {
+            return Vec::new();
+        }
+        for r in &prepared.redactions {
+            tracing::debug!(kind = r.kind, line = r.line + 1, "redacted a secret before sending");
+        }
+        let text: String = prepared.lines.iter().map(|(_, t)| t.as_str()).collect::<Vec<_>>().join("\n");
+        outcome.jobs.push(Job {
+            agent,
+            ranges: chunk.ranges.clone(),
+            lines: chunk.lines.clone(),
+            start_line: chunk.start_line,
+            tokens: tokens::count(&endpoint.model, &text) + prepared.lines.len() * 2,
+            prompt_lines: prepared.lines,
+            key,
+        });
+        Vec::new()
     }
 
     /// Applies what the user asked for after the cache: disabled rules, severity

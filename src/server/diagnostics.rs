@@ -13,8 +13,11 @@ use super::document::TextDocument;
 use super::encoding::{PositionEncoding, byte_column_to_position, end_of_line};
 use super::session::Session;
 use crate::review::finding::{Finding, Severity};
-use crate::review::{Outcome, Request, Source};
+use crate::review::llm_agents::{self, FileWork};
+use crate::review::{Engine, Outcome, Request, Source};
 use crate::scheduler::{Job, Lane};
+use crate::syntax::Language;
+use crate::workspace;
 
 pub const SOURCE: &str = "review-lsp";
 
@@ -117,22 +120,73 @@ pub async fn review_open_document(
         return None;
     }
     let version = snapshot.version;
-    let outcome = run_blocking(engine, snapshot, request, token).await?;
+    let (language, text) = (snapshot.language, snapshot.text);
+    let mut outcome = run_blocking(engine.clone(), language, text.clone(), request, token.clone()).await?;
     session.totals().record(&outcome);
+    if !outcome.jobs.is_empty() {
+        // Offline findings now; the model's follow when its calls return.
+        publish_if_current(&session, uri.clone(), version, &outcome).await;
+        run_llm(&session, &engine, &uri, language, &text, &mut outcome, &token).await?;
+    }
     publish_if_current(&session, uri, version, &outcome).await;
     Some(outcome)
+}
+
+/// Runs the LLM agents on the chunks the engine planned and folds their findings into
+/// `outcome`. Files that `.gitignore`/`.reviewignore` exclude are never sent. Returns `None`
+/// when the review was cancelled meanwhile.
+pub async fn run_llm(
+    session: &Session,
+    engine: &Engine,
+    uri: &Uri,
+    language: Language,
+    text: &Arc<str>,
+    outcome: &mut Outcome,
+    token: &CancellationToken,
+) -> Option<()> {
+    let root = session.info().root;
+    let path = uri.to_file_path().map(|p| p.into_owned());
+    let check = (root.clone(), path.clone());
+    let ignored = tokio::task::spawn_blocking(move || {
+        check.1.as_deref().is_some_and(|p| workspace::is_ignored(check.0.as_deref(), p))
+    })
+    .await
+    .unwrap_or(true);
+    if ignored {
+        tracing::debug!(uri = %uri.as_str(), "ignored file: not sent to LLM agents");
+        outcome.jobs.clear();
+        return Some(());
+    }
+    let shown = match (&path, &root) {
+        (Some(p), Some(r)) => p.strip_prefix(r).unwrap_or(p).to_string_lossy().into_owned(),
+        (Some(p), None) => p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        (None, _) => uri.as_str().rsplit('/').next().unwrap_or("untitled").to_string(),
+    };
+    let work = vec![FileWork { path: shown, text: text.clone(), language, jobs: std::mem::take(&mut outcome.jobs) }];
+    let report = llm_agents::run(engine.routing(), engine.cache().map(|c| &**c), &work, token).await;
+    session.totals().record_calls(&report.calls);
+    if token.is_cancelled() {
+        return None;
+    }
+    let result = report.files.into_iter().next().unwrap_or_default();
+    engine.complete(&Source { language, text }, outcome, result);
+    if let Some(why) = outcome.llm_unavailable.first() {
+        session.warn_llm_once(why).await;
+    }
+    Some(())
 }
 
 /// Runs the CPU-bound review off the async threads. A panic inside is re-raised here so
 /// the scheduler's per-job guard reports it.
 pub async fn run_blocking(
-    engine: Arc<crate::review::Engine>,
-    snapshot: super::session::Snapshot,
+    engine: Arc<Engine>,
+    language: Language,
+    text: Arc<str>,
     request: Request,
     token: CancellationToken,
 ) -> Option<Outcome> {
     let joined = tokio::task::spawn_blocking(move || {
-        let source = Source { language: snapshot.language, text: &snapshot.text };
+        let source = Source { language, text: &text };
         engine.review(&source, &request, &token)
     })
     .await;

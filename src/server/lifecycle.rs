@@ -19,6 +19,7 @@ use super::encoding::PositionEncoding;
 use super::session::{ClientInfo, Session};
 use crate::config::{self, Config, Layer, Problem};
 use crate::review::Request;
+use crate::review::llm_agents::Routing;
 use crate::scheduler::Lane;
 use crate::store::Cache;
 
@@ -114,6 +115,8 @@ async fn apply_settings(session: &Arc<Session>) -> Vec<Problem> {
         layers.extend(client_layer);
         let (config, more) = config::resolve(&layers);
         problems.extend(more);
+        let (routing, more) = Routing::from_config(&config);
+        problems.extend(more);
         let cache = open_cache(&config, &previous, old_cache, &workspace);
         if let Some(file) = config.log.file.as_ref().filter(|f| previous.log.file.as_ref() != Some(*f)) {
             if let Err(e) = crate::logging::redirect_log_file(file) {
@@ -123,13 +126,13 @@ async fn apply_settings(session: &Arc<Session>) -> Vec<Problem> {
                 });
             }
         }
-        (config, cache, problems)
+        (config, routing, cache, problems)
     })
     .await;
 
     match loaded {
-        Ok((config, cache, problems)) => {
-            session.install(config, cache);
+        Ok((config, routing, cache, problems)) => {
+            session.install(config, routing, cache);
             problems
         }
         Err(e) => {

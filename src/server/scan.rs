@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tower_lsp_server::jsonrpc::{Error, Result};
 use tower_lsp_server::ls_types::{NumberOrString, ProgressToken, Uri};
 
-use super::diagnostics::{publish_if_current, run_blocking, to_diagnostic};
+use super::diagnostics::{publish_if_current, run_blocking, run_llm, to_diagnostic};
 use super::document::TextDocument;
 use super::session::{Session, Snapshot};
 use crate::review::Request;
@@ -156,7 +156,7 @@ async fn scan_file(
             let max = engine.settings().max_file_size;
             let p = path.clone();
             match tokio::task::spawn_blocking(move || workspace::load(&p, max)).await {
-                Ok(Ok(text)) => (Snapshot { text, version: 0, language }, false),
+                Ok(Ok(text)) => (Snapshot { text: Arc::from(text), version: 0, language }, false),
                 Ok(Err(skip)) => {
                     tracing::info!(path = %path.display(), "{skip}");
                     let _ = tx.send(FileResult::Skipped);
@@ -166,14 +166,22 @@ async fn scan_file(
             }
         }
     };
-    let version = snapshot.version;
-    let text = (!open).then(|| snapshot.text.clone());
-    let Some(outcome) = run_blocking(engine, snapshot, Request::default(), token).await else { return };
+    let (version, text) = (snapshot.version, snapshot.text);
+    let Some(mut outcome) =
+        run_blocking(engine.clone(), language, text.clone(), Request::default(), token.clone()).await
+    else {
+        return;
+    };
     session.totals().record(&outcome);
+    if !outcome.jobs.is_empty()
+        && run_llm(&session, &engine, &uri, language, &text, &mut outcome, &token).await.is_none()
+    {
+        return;
+    }
     let n = outcome.findings.len();
-    match text {
-        None => publish_if_current(&session, uri, version, &outcome).await,
-        Some(text) => {
+    match open {
+        true => publish_if_current(&session, uri, version, &outcome).await,
+        false => {
             let enc = session.info().encoding;
             let doc = TextDocument::new(&text, 0, Some(language));
             let diagnostics = outcome.findings.iter().map(|f| to_diagnostic(&doc, f, enc)).collect();

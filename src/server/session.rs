@@ -14,6 +14,7 @@ use tower_lsp_server::ls_types::Uri;
 use super::document::TextDocument;
 use super::encoding::PositionEncoding;
 use crate::config::{Config, Layer, Problem};
+use crate::review::llm_agents::{CallRecord, Routing};
 use crate::review::{Engine, Outcome};
 use crate::scheduler::Scheduler;
 use crate::store::Cache;
@@ -21,7 +22,7 @@ use crate::syntax::Language;
 
 /// What a review task needs from a document, copied out under the lock.
 pub struct Snapshot {
-    pub text: String,
+    pub text: Arc<str>,
     pub version: i32,
     pub language: Language,
 }
@@ -40,6 +41,8 @@ pub struct Totals {
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
     pub agent_selections: BTreeMap<String, u64>,
+    /// The last LLM problem, cleared by the next call that works; shown by showStats.
+    pub llm_status: Option<String>,
 }
 
 impl Totals {
@@ -56,6 +59,16 @@ impl Totals {
         self.completion_tokens += outcome.completion_tokens;
         for (k, v) in &outcome.selections {
             *self.agent_selections.entry(k.clone()).or_default() += v;
+        }
+    }
+
+    pub fn record_calls(&mut self, calls: &[CallRecord]) {
+        for call in calls {
+            self.llm_calls += 1;
+            self.prompt_tokens += call.prompt_tokens;
+            self.completion_tokens += call.completion_tokens;
+            self.llm_status =
+                (call.outcome != "ok").then(|| format!("{} ({}): {}", call.agent.as_str(), call.model, call.outcome));
         }
     }
 }
@@ -81,6 +94,7 @@ pub struct Session {
     pub totals: Mutex<Totals>,
     /// Running workspace scans by progress token, so a cancel can find them.
     pub scans: Mutex<HashMap<String, CancellationToken>>,
+    llm_warned: std::sync::atomic::AtomicBool,
 }
 
 impl Session {
@@ -97,6 +111,7 @@ impl Session {
             problems: Mutex::new(Vec::new()),
             totals: Mutex::new(Totals::default()),
             scans: Mutex::new(HashMap::new()),
+            llm_warned: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -122,8 +137,9 @@ impl Session {
 
     /// Swaps in a new engine. The old one may hold the last handle to a cache, whose drop
     /// waits for a final commit, so it is dropped on the blocking pool.
-    pub fn install(&self, config: Config, cache: Option<Arc<Cache>>) {
-        let old = std::mem::replace(&mut *write(&self.engine), Arc::new(Engine::new(config.review.clone(), cache)));
+    pub fn install(&self, config: Config, routing: Routing, cache: Option<Arc<Cache>>) {
+        let engine = Engine::new(config.review.clone(), cache).with_llm(routing);
+        let old = std::mem::replace(&mut *write(&self.engine), Arc::new(engine));
         *write(&self.config) = Arc::new(config);
         tokio::task::spawn_blocking(move || drop(old));
     }
@@ -137,12 +153,22 @@ impl Session {
     pub fn snapshot(&self, uri: &Uri) -> Option<Snapshot> {
         self.with_documents(|docs| {
             let doc = docs.get(uri)?;
-            Some(Snapshot { text: doc.rope.to_string(), version: doc.version, language: doc.language? })
+            Some(Snapshot { text: Arc::from(doc.rope.to_string()), version: doc.version, language: doc.language? })
         })
     }
 
     pub fn open_uris(&self) -> Vec<Uri> {
         self.with_documents(|docs| docs.keys().cloned().collect())
+    }
+
+    /// Tells the user, once per session, that the model could not review; the status in
+    /// showStats keeps the latest reason.
+    pub async fn warn_llm_once(&self, why: &str) {
+        if self.llm_warned.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
+        let message = format!("review-lsp: the LLM agents are unavailable ({why}); offline findings are still shown");
+        self.client.show_message(tower_lsp_server::ls_types::MessageType::WARNING, message).await;
     }
 
     pub fn totals(&self) -> std::sync::MutexGuard<'_, Totals> {

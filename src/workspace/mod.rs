@@ -103,6 +103,41 @@ fn walk(dirs: &[&Path]) -> Vec<PathBuf> {
     found.into_inner().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Whether `.gitignore`, `.ignore` or `.reviewignore` (in `root` or any folder between it
+/// and the file), or a skipped folder such as `node_modules`, excludes `file`. The editor
+/// may open any file; this keeps ignored ones from ever reaching a model. Without a usable
+/// `root` the file's own folders up to the filesystem root are consulted.
+pub fn is_ignored(root: Option<&Path>, file: &Path) -> bool {
+    let stop = root.filter(|r| file.starts_with(r));
+    let mut dirs: Vec<&Path> = file.ancestors().skip(1).take_while(|d| stop.is_none_or(|r| d.starts_with(r))).collect();
+    dirs.reverse();
+    if file.components().any(|c| c.as_os_str().to_str().is_some_and(|n| ALWAYS_SKIPPED_DIRS.contains(&n))) {
+        return true;
+    }
+    for dir in dirs {
+        let mut builder = ignore::gitignore::GitignoreBuilder::new(dir);
+        let mut any = false;
+        for name in [".gitignore", ".ignore", REVIEW_IGNORE_FILE] {
+            let candidate = dir.join(name);
+            if candidate.is_file() {
+                any = true;
+                if let Some(err) = builder.add(&candidate) {
+                    tracing::warn!("{}: {err}", candidate.display());
+                }
+            }
+        }
+        if !any {
+            continue;
+        }
+        match builder.build() {
+            Ok(matcher) if matcher.matched_path_or_any_parents(file, false).is_ignore() => return true,
+            Ok(_) => {}
+            Err(err) => tracing::warn!("{}: {err}", dir.display()),
+        }
+    }
+    false
+}
+
 struct Collector<'a> {
     files: Vec<PathBuf>,
     into: &'a Mutex<Vec<PathBuf>>,
@@ -196,6 +231,25 @@ pub fn load(path: &Path, max_size: u64) -> Result<String, Skip> {
         return Err(Skip::Binary);
     }
     String::from_utf8(bytes).map_err(|e| Skip::InvalidUtf8 { offset: e.utf8_error().valid_up_to() })
+}
+
+#[cfg(test)]
+mod ignore_tests {
+    use super::*;
+
+    #[test]
+    fn ignored_files_are_recognised_for_editor_documents() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("secret/deep")).unwrap();
+        std::fs::create_dir_all(root.join("src")).unwrap();
+        std::fs::write(root.join(".gitignore"), "secret/\n").unwrap();
+        std::fs::write(root.join("src/.reviewignore"), "generated_*.py\n").unwrap();
+        assert!(is_ignored(Some(root), &root.join("secret/deep/keys.py")));
+        assert!(is_ignored(Some(root), &root.join("src/generated_api.py")));
+        assert!(!is_ignored(Some(root), &root.join("src/app.py")));
+        assert!(is_ignored(Some(root), &root.join("node_modules/x/index.js")));
+    }
 }
 
 #[cfg(test)]

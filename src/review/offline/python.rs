@@ -233,8 +233,8 @@ fn comparison(node: Node<'_>, src: &str, out: &mut Report) {
     if ops.iter().any(|o| is_token(*o, &["is", "is not"])) {
         out.add("is-literal", is_literal(node, src));
     }
-    // As in the query patterns these replace, the call must come after an `in`, or before
-    // an `==`; the checks then pin down which operand it is.
+    // A `.keys()` call counts after an `in`, a `type()` call before an `==`; the checks
+    // then pin down which operand it is.
     let calls: Vec<Node<'_>> = node.named_children(&mut cursor).filter(|c| is(*c, "call")).collect();
     if let Some(op) = ops.iter().find(|o| is_token(**o, &["in", "not in"])) {
         let mut after = calls.iter().filter(|c| c.start_byte() >= op.end_byte());

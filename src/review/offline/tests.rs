@@ -142,3 +142,44 @@ fn no_tree_sitter_query_is_built() {
     }
     assert!(files >= 6, "found only {files} source files in {}", dir.display());
 }
+
+/// The ~200-line Python file `benches/lsp_latency.rs` opens.
+fn sample_python() -> String {
+    let mut s = String::from("\"\"\"Inventory helpers.\"\"\"\nimport json\nimport subprocess\n\n\n");
+    for i in 0..18 {
+        s.push_str(&format!(
+            "def handler_{i}(items, limit=10):\n    \"\"\"Sum the prices of the first items.\"\"\"\n    total = 0\n    for item in items[:limit]:\n        if item.get(\"price\") is not None:\n            total += item[\"price\"]\n    if total == None:\n        return 0\n    return json.dumps({{\"total\": total, \"n\": {i}}})\n\n\n"
+        ));
+    }
+    s.push_str("def run(cmd):\n    return subprocess.run(cmd, shell=True)\n");
+    s
+}
+
+/// Prints what the first review in a fresh process costs (parse, then all five categories
+/// over the whole file), against the start-up budget. Run it alone, so nothing has warmed
+/// up before it: `cargo test --release --lib print_first_review_time -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn print_first_review_time() {
+    let src = sample_python();
+    let ms = |t: std::time::Instant| t.elapsed().as_secs_f64() * 1000.0;
+    let started = std::time::Instant::now();
+    let tree = crate::syntax::parse(Language::Python, &src).unwrap();
+    let parsed = ms(started);
+    let all = [0..src.len()];
+    let found: usize =
+        Category::ALL.into_iter().map(|cat| review(Language::Python, cat, &tree, &src, &all).len()).sum();
+    let first = ms(started);
+    assert!(found > 0);
+    // Later walks, without the memo, for comparison with the first.
+    let again = std::time::Instant::now();
+    for _ in 0..100 {
+        assert_eq!(review_all(Language::Python, &tree, &src, &all).len(), found);
+    }
+    println!(
+        "{} lines, {found} findings: first review {first:.2} ms (parse {parsed:.2} ms + 5 categories); \
+         later walks {:.3} ms each",
+        src.lines().count(),
+        ms(again) / 100.0
+    );
+}

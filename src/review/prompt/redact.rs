@@ -87,14 +87,16 @@ static FORMATS: LazyLock<Vec<Format>> = LazyLock::new(|| {
 
 /// A string literal assigned to a name: `name = "v"`, `name: "v"`, `"name": "v"`,
 /// `name := "v"`, `name: Type = "v"`, `var name Type = "v"`, `name == "v"`, and the same
-/// with one call around the literal (`String::from("v")`, `Some("v")`). Names are
+/// with a constructor around the literal (`String::from("v")`, `Some("v")`; not any call:
+/// `get("HEADER")` holds no secret). Types are one word, maybe generic (`Dict[str, str]`),
+/// so `password: password, mode: "x"` is not read as a typed `password`. Names are
 /// checked in code (word by word) rather than in the pattern, and the value must sit on one
 /// line.
 static ASSIGNMENT: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(concat!(
         r#"(?P<name>[A-Za-z_$][\w$.-]*)["']?"#,
-        r#"(?:[ \t]*:[ \t]*[&A-Za-z_'][\w&'<>\[\]., ]{0,40}?|[ \t]+(?P<t>[*\[\]A-Za-z_][\w.*\[\]]{0,30}))?"#,
-        r#"[ \t]*(?:={1,3}|!==?|:=|=>|:)[ \t]*(?:[A-Za-z_][\w:.]{0,30}\([ \t]*)?(?:[rRbBfFuU]{1,2}|r#{1,3})?"#,
+        r#"(?:[ \t]*:[ \t]*[&A-Za-z_'][\w&'.]{0,30}(?:[<\[][\w&'<>\[\]., ]{0,40}[>\]])?|[ \t]+(?P<t>[*\[\]A-Za-z_][\w.*\[\]]{0,30}))?"#,
+        r#"[ \t]*(?P<op>={1,3}|!==?|:=|=>|:)[ \t]*(?:(?:(?:[A-Z]\w*::)?(?:from|new)|Some|str|bytes|String|Buffer\.from|SecretStr)\([ \t]*)?(?:[rRbBfFuU]{1,2}|r#{1,3})?"#,
         r#"(?:"(?P<d>(?:[^"\\\n]|\\.){1,400})"|'(?P<q>(?:[^'\\\n]|\\.){1,400})'|`(?P<b>[^`\n]{1,400})`)"#,
     ))
     .expect("assignment pattern")
@@ -104,6 +106,7 @@ static PRIVATE_KEY_BEGIN: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"-----BEGIN[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----").expect("key pattern"));
 static PRIVATE_KEY_END: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"-----END[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----").expect("key pattern"));
+static KEY_MATERIAL: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"[A-Za-z0-9+/=]{16,}").expect("key pattern"));
 /// A line that can be part of a key body, for blocks without an END line.
 static KEY_BODY_LINE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r#"^[\s"'`+,(]*[A-Za-z0-9+/=]{16,}(?:\\n)?[\s"'`+,);\\]*$"#).expect("key pattern"));
@@ -190,7 +193,8 @@ fn private_keys(text: &str, found: &mut Vec<(Range<usize>, &'static str)>) {
                 end
             }
         };
-        if end > body_start {
+        // Documentation shows `-----BEGIN PRIVATE KEY-----\nXXXX\n…`: no key material, no secret.
+        if end > body_start && KEY_MATERIAL.is_match(&text[body_start..end]) {
             found.push((body_start..end, "private-key"));
         }
         from = end.max(body_start);
@@ -226,78 +230,13 @@ fn words(name: &str) -> Vec<String> {
 /// something about the secret rather than the secret (`token_type`, `password_prompt`,
 /// `secret_name`) announces none.
 fn secret_name(name: &str) -> Option<&'static str> {
-    const NOT_THE_SECRET: &[&str] = &[
-        "type",
-        "types",
-        "name",
-        "names",
-        "field",
-        "label",
-        "prompt",
-        "url",
-        "uri",
-        "path",
-        "file",
-        "dir",
-        "env",
-        "var",
-        "header",
-        "len",
-        "length",
-        "count",
-        "id",
-        "regex",
-        "re",
-        "pattern",
-        "format",
-        "fmt",
-        "expiry",
-        "expires",
-        "ttl",
-        "timeout",
-        "min",
-        "max",
-        "size",
-        "kind",
-        "mode",
-        "method",
-        "endpoint",
-        "message",
-        "msg",
-        "error",
-        "err",
-        "hint",
-        "placeholder",
-        "column",
-        "col",
-        "param",
-        "policy",
-        "required",
-        "enabled",
-        "status",
-        "provider",
-        "class",
-        "input",
-        "title",
-        "text",
-        "help",
-        "description",
-        "template",
-        "prefix",
-        "suffix",
-        "location",
-        "source",
-        "store",
-        "manager",
-        "service",
-        "reset",
-        "changed",
-        "strength",
-        "limit",
-        "scheme",
-    ];
+    const NOT_THE_SECRET: &str = "type types name names field label prompt url uri path file dir env var header \
+        hdr len length count id regex re pattern matcher format fmt expiry expires ttl timeout min max size kind \
+        mode method endpoint message msg error err hint placeholder column col param policy required enabled status \
+        state provider class input title text help description template prefix suffix location source store manager \
+        service reset changed strength limit scheme range options";
     let w = words(name.rsplit('.').next().unwrap_or(name));
-    if w.last().is_some_and(|l| NOT_THE_SECRET.contains(&l.as_str())) {
+    if w.last().is_some_and(|l| NOT_THE_SECRET.split_whitespace().any(|n| n == l)) {
         return None;
     }
     let has = |s: &str| w.iter().any(|x| x == s);
@@ -315,14 +254,37 @@ fn secret_name(name: &str) -> Option<&'static str> {
     })
 }
 
-/// Values that cannot be secrets even under a secret-sounding name.
-fn plausible_value(name: &str, value: &str) -> bool {
+/// Values that cannot be secrets even under a secret-sounding name: too short, templates
+/// and format strings, paths, the name itself, flags, auth scheme words (`"Basic " + …`),
+/// prompts that mention the secret (`"Enter password: "`), regexes, dotted numbers (OIDs,
+/// versions) and the stock dummies of tests and docs.
+fn plausible_value(name: &str, kind: &str, value: &str) -> bool {
+    const NOT_SECRETS: &str = "yes no true false none null nil on off enabled disabled required optional basic \
+        bearer digest token negotiate password pass passwd pwd secret example dummy include omit same-origin";
     let v = value.trim();
+    let lower = v.to_ascii_lowercase();
+    let formats = ["%s", "%d", "%(", "{}", "{0}"].iter().any(|f| v.contains(f));
+    let prompt = v.ends_with(':')
+        || (v.contains(' ')
+            && ["password", "passwd", "secret", "token", "key", "auth"].iter().any(|k| lower.contains(k)));
+    // A sentence (an error message), not a passphrase: several words, one of them glue.
+    let glue = [" the ", " a ", " an ", " must ", " is ", " be ", " when ", " to ", " for ", " of ", " not "];
+    let prose = v.matches(' ').count() >= 3 && (v.ends_with('.') || glue.iter().any(|g| lower.contains(g)));
+    let regex_chars = "[](){}^$*?|".chars().filter(|c| v.contains(*c)).count();
+    let dotted_number = v.contains('.') && v.bytes().all(|b| b.is_ascii_digit() || b == b'.');
     v.len() >= 3
         && not_template(v)
+        && !formats
+        && !prompt
+        && !prose
+        && words(v) != words(name)
+        && regex_chars < 2
+        && !dotted_number
         && !v.starts_with(['/', '~', '.'])
+        && !NOT_SECRETS.split_whitespace().any(|n| n == lower)
         && !v.eq_ignore_ascii_case(name.rsplit('.').next().unwrap_or(name))
         && !words(name).iter().any(|w| v.eq_ignore_ascii_case(w))
+        && (kind != "token" || !v.bytes().all(|b| b.is_ascii_lowercase()) || v.len() > 12)
 }
 
 /// String literals assigned to secret-sounding names, or random-looking ones whatever the name.
@@ -337,8 +299,14 @@ fn assignments(text: &str, found: &mut Vec<(Range<usize>, &'static str)>) {
             Some(t) if secret_name(name_match.as_str()).is_none() && secret_name(t.as_str()).is_some() => t.as_str(),
             _ => name_match.as_str(),
         };
+        // `token == "def"` is a parser, not a secret check; comparisons count for passwords.
+        let compared = caps
+            .name("op")
+            .is_some_and(|op| op.as_str().starts_with(['=', '!']) && op.as_str() != "=" && op.as_str() != "=>");
         let kind = match secret_name(name) {
-            Some(kind) if plausible_value(name, value.as_str()) => Some(kind),
+            Some(kind) if (!compared || kind == "password") && plausible_value(name, kind, value.as_str()) => {
+                Some(kind)
+            }
             _ if high_entropy(value.as_str()) => Some("high-entropy"),
             _ => None,
         };
@@ -373,7 +341,8 @@ pub(crate) fn high_entropy(value: &str) -> bool {
     if value.len() < 20 || !value.bytes().all(|b| b.is_ascii_alphanumeric() || b"+/=_-.".contains(&b)) {
         return false;
     }
-    if !mixed(value) {
+    // `=` is base64 padding only at the end; inside, the value is `KEY=value` text.
+    if !mixed(value) || value.trim_end_matches('=').contains('=') || alphabet_like(value) {
         return false;
     }
     // The first percentile of the entropy of random base62 strings of length n is close to
@@ -381,6 +350,12 @@ pub(crate) fn high_entropy(value: &str) -> bool {
     // `wordy` catches the long ones that do not.
     let threshold = ((value.len() as f64).ln() + 0.55).min(5.3);
     entropy(value) >= threshold && !wordy(value) && !decodes_to_text(value)
+}
+
+/// `0123456789abcdefABCDEF` and the like: many neighbours that are consecutive characters.
+fn alphabet_like(value: &str) -> bool {
+    let b = value.as_bytes();
+    b.windows(2).filter(|w| w[1] == w[0].wrapping_add(1)).count() * 3 > b.len()
 }
 
 /// Whether most of the value sits in runs of 3+ lower-case letters, as in identifiers and
@@ -487,6 +462,8 @@ mod tests {
             "dbPassword := \"hunter2!\"",
             "var clientSecret string = \"hunter2!\"",
             "const API_KEY: &str = \"hunter2!\";",
+            "let password = String::from(\"hunter2!\");",
+            "creds: Dict[str, str] = {\"password\": \"hunter2!\"}",
             "if password == \"hunter2!\":",
         ] {
             let (out, found) = redact(line);
@@ -506,6 +483,20 @@ mod tests {
             "password = \"${DB_PASSWORD}\"",
             "tokenizer = \"whitespace\"",
             "url = f\"postgres://{user}:{pw}@{host}/db\"",
+            "if token == \"lambda\":",
+            "auth = \"Basic \" + b64(user_pass)",
+            "SERVER_AUTH = '1.3.6.1.5.5.7.3.1'",
+            "passwd = getpass.getpass(\"Enter password for %s: \" % host)",
+            "_HEX = frozenset('0123456789ABCDEFabcdef')",
+            "{'MODULE_PWD_STATE': 'yes'}",
+            "'RUNSHARED': 'LD_LIBRARY_PATH=/tmp/python-build.20260509073455.222/Python-3.11.7'",
+            "OLDSTYLE_AUTH = re.compile(r\"auth=(.*)\", re.I)",
+            "set({ tfa: { password: password, mode: 'disable' } })",
+            "extra_token = tokenizer.expect(\"IDENTIFIER\")",
+            "CustomAuthRange: 'Custom auth must be a value between 0x80 and 0xFE.',",
+            "const USE_CREDENTIALS = 'use-credentials'",
+            "password = getpass('Password: ')",
+            "key=\"-----BEGIN PRIVATE KEY-----\\nXXXX\\n-----END PRIVATE KEY-----\"",
         ] {
             assert!(kinds(line).is_empty(), "{line}: {:?}", kinds(line));
         }

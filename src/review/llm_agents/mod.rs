@@ -1,0 +1,128 @@
+//! Owns the LLM agents' side of a review: the chunks they still have to see (cache misses
+//! planned by the engine), grouping those into as few calls as the limits allow, making the
+//! calls, and turning replies into validated, cached findings. Offline rules always run
+//! as well, so an unreachable model costs the model's findings, never the offline ones.
+
+mod batch;
+mod call;
+pub mod routing;
+
+use std::ops::Range;
+use std::sync::{Arc, OnceLock};
+
+use futures::StreamExt;
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+pub use routing::Routing;
+
+use crate::llm::LlmClient;
+use crate::review::finding::{Category, Finding};
+use crate::review::prompt::Line;
+use crate::store::{Cache, CacheKey};
+use crate::syntax::Language;
+
+/// Calls in flight at once. The limiter issue makes this a setting with a token budget.
+const CONCURRENT_CALLS: usize = 4;
+
+/// One chunk one LLM agent still has to review: it missed the chunk cache.
+#[derive(Clone, Debug)]
+pub struct Job {
+    pub agent: Category,
+    /// The chunk's byte ranges and lines in the document, where its findings may land.
+    pub ranges: Vec<Range<usize>>,
+    pub lines: Vec<Range<u32>>,
+    pub start_line: u32,
+    /// What is sent: stripped of comments (except for documentation) and redacted.
+    pub prompt_lines: Vec<Line>,
+    /// Estimated prompt tokens of `prompt_lines`, for batching under the token budget.
+    pub tokens: usize,
+    pub key: CacheKey,
+}
+
+/// A file's jobs, with what rendering and validation need.
+pub struct FileWork {
+    /// As shown to the model and used to route batched findings: relative to the root.
+    pub path: String,
+    pub text: Arc<str>,
+    pub language: Language,
+    pub jobs: Vec<Job>,
+}
+
+/// What the LLM agents found in one file.
+#[derive(Clone, Debug, Default)]
+pub struct FileResult {
+    pub findings: Vec<Finding>,
+    /// Agents whose call failed or whose reply was unusable: `(agent, why)`. Such chunks are
+    /// not cached and are reviewed again next time.
+    pub unavailable: Vec<(Category, String)>,
+}
+
+/// One model call, for stats and for the benchmarks.
+#[derive(Clone, Debug, Serialize)]
+pub struct CallRecord {
+    pub agent: Category,
+    pub model: String,
+    pub files: usize,
+    pub chunks: usize,
+    pub estimated_tokens: usize,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub latency_ms: u64,
+    /// `ok`, `truncated`, `unparseable`, or the error.
+    pub outcome: String,
+}
+
+pub struct Report {
+    /// One per input file, in input order.
+    pub files: Vec<FileResult>,
+    pub calls: Vec<CallRecord>,
+}
+
+/// One HTTP client for the whole process: it holds the connection pool and the loaded root
+/// certificates, which are too costly to rebuild per review.
+pub fn client() -> Option<&'static LlmClient> {
+    static CLIENT: OnceLock<Option<LlmClient>> = OnceLock::new();
+    CLIENT
+        .get_or_init(|| {
+            LlmClient::new()
+                .inspect_err(|e| tracing::error!("cannot build the HTTP client: {e}; LLM agents are off"))
+                .ok()
+        })
+        .as_ref()
+}
+
+/// Reviews every job of `work`: batched per agent, at most `CONCURRENT_CALLS` at a time.
+pub async fn run(routing: &Routing, cache: Option<&Cache>, work: &[FileWork], cancel: &CancellationToken) -> Report {
+    let mut files: Vec<FileResult> = work.iter().map(|_| FileResult::default()).collect();
+    let mut calls = Vec::new();
+    let Some(client) = client() else {
+        for (i, w) in work.iter().enumerate() {
+            for job in &w.jobs {
+                files[i].unavailable.push((job.agent, "no HTTP client".into()));
+            }
+        }
+        return Report { files, calls };
+    };
+    let planned = batch::plan(work, routing);
+    let results: Vec<call::Outcome> = futures::stream::iter(planned)
+        .map(|planned| async move {
+            if cancel.is_cancelled() {
+                return call::Outcome::cancelled(planned, work);
+            }
+            call::execute(client, routing, cache, work, planned).await
+        })
+        .buffer_unordered(CONCURRENT_CALLS)
+        .collect()
+        .await;
+    for outcome in results {
+        for (file, finding) in outcome.findings {
+            files[file].findings.push(finding);
+        }
+        for (file, agent, why) in outcome.unavailable {
+            files[file].unavailable.push((agent, why));
+        }
+        calls.extend(outcome.record);
+    }
+    Report { files, calls }
+}

@@ -1,0 +1,158 @@
+//! Owns which agents call a model and how: settings (`[llm]`, `[agents.*]`) become one
+//! endpoint per LLM agent. A missing key is caught here, once, so the engine never plans
+//! calls that cannot be made and the user hears about it a single time.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::config::{Config, Problem, ProviderSetting};
+use crate::llm::{Endpoint, ProviderKind};
+use crate::review::finding::Category;
+
+/// Default models, chosen for cost: the reviewer runs on every pause in typing.
+fn default_model(kind: ProviderKind) -> &'static str {
+    match kind {
+        ProviderKind::OpenAi => "gpt-4.1-mini",
+        ProviderKind::Anthropic => "claude-haiku-4-5",
+        ProviderKind::Gemini => "gemini-2.5-flash",
+    }
+}
+
+/// The LLM agents and how to reach them. Agents not listed use only the offline rules.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Routing {
+    pub agents: BTreeMap<Category, Endpoint>,
+    pub max_output_tokens: u32,
+    pub batch_max_files: usize,
+    pub batch_max_tokens: usize,
+}
+
+impl Routing {
+    /// Builds the routing for `config`. An agent whose key is missing is left offline, with
+    /// one problem saying so per missing variable.
+    pub fn from_config(config: &Config) -> (Routing, Vec<Problem>) {
+        let llm = &config.llm;
+        let mut problems = Vec::new();
+        let mut agents = BTreeMap::new();
+        for agent in &config.review.agents {
+            let over = config.agents.get(agent).cloned().unwrap_or_default();
+            let kind = match over.provider.unwrap_or(llm.provider) {
+                ProviderSetting::Offline => continue,
+                ProviderSetting::OpenAi => ProviderKind::OpenAi,
+                ProviderSetting::Anthropic => ProviderKind::Anthropic,
+                ProviderSetting::Gemini => ProviderKind::Gemini,
+            };
+            let mut endpoint =
+                Endpoint::new(kind, over.model.or(llm.model.clone()).unwrap_or(default_model(kind).into()));
+            if let Some(url) = over.base_url.or(llm.base_url.clone()) {
+                endpoint.base_url = url;
+            }
+            if let Some(env) = over.api_key_env.or(llm.api_key_env.clone()) {
+                endpoint.api_key_env = env;
+            }
+            endpoint.timeout = Duration::from_secs(llm.timeout_secs.max(1));
+            if let Some(problem) = missing_key(&endpoint) {
+                if !problems.contains(&problem) {
+                    problems.push(problem);
+                }
+                continue;
+            }
+            agents.insert(*agent, endpoint);
+        }
+        let routing = Routing {
+            agents,
+            max_output_tokens: llm.max_output_tokens,
+            batch_max_files: llm.batch_max_files.max(1),
+            batch_max_tokens: llm.batch_max_tokens.max(1),
+        };
+        (routing, problems)
+    }
+
+    pub fn is_offline(&self) -> bool {
+        self.agents.is_empty()
+    }
+
+    /// `provider:model` for findings and cache keys.
+    pub fn source(endpoint: &Endpoint) -> String {
+        format!("{}:{}", endpoint.kind.as_str(), endpoint.model)
+    }
+
+    /// Part of the whole-file cache key: switching models must not serve old findings.
+    pub fn fingerprint(&self) -> String {
+        self.agents
+            .iter()
+            .map(|(a, e)| format!("{}={}@{}", a.as_str(), Routing::source(e), e.base_url))
+            .collect::<Vec<_>>()
+            .join(";")
+    }
+}
+
+/// Local OpenAI-compatible servers (a non-default `base_url`) need no key; everything else
+/// does. Only the variable's presence is checked here; its value is read per call.
+fn missing_key(endpoint: &Endpoint) -> Option<Problem> {
+    let local = endpoint.kind == ProviderKind::OpenAi
+        && endpoint.base_url.trim_end_matches('/') != Endpoint::default_base_url(endpoint.kind);
+    if local || std::env::var(&endpoint.api_key_env).is_ok_and(|v| !v.trim().is_empty()) {
+        return None;
+    }
+    Some(Problem {
+        origin: "llm".into(),
+        message: format!(
+            "{} is not set, so the {} agents use the offline reviewer only; set it (or llm.api_key_env) and reload",
+            if endpoint.api_key_env.is_empty() { "no API key variable" } else { endpoint.api_key_env.as_str() },
+            endpoint.kind.as_str()
+        ),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{AgentOverride, LlmSettings};
+
+    #[test]
+    fn offline_by_default() {
+        let (r, p) = Routing::from_config(&Config::default());
+        assert!(r.is_offline() && p.is_empty());
+    }
+
+    #[test]
+    fn missing_key_leaves_the_agent_offline_with_one_problem() {
+        let config = Config {
+            llm: LlmSettings {
+                provider: ProviderSetting::Anthropic,
+                api_key_env: Some("REVIEW_LSP_TEST_ABSENT_KEY".into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let (r, p) = Routing::from_config(&config);
+        assert!(r.is_offline());
+        assert_eq!(p.len(), 1, "one message, not one per agent: {p:?}");
+        assert!(p[0].message.contains("REVIEW_LSP_TEST_ABSENT_KEY"));
+    }
+
+    #[test]
+    fn local_openai_compatible_needs_no_key_and_overrides_apply() {
+        let mut config = Config {
+            llm: LlmSettings {
+                provider: ProviderSetting::OpenAi,
+                base_url: Some("http://127.0.0.1:11434/v1".into()),
+                api_key_env: Some("REVIEW_LSP_TEST_ABSENT_KEY".into()),
+                model: Some("qwen".into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        config.agents.insert(Category::Security, AgentOverride { model: Some("big".into()), ..Default::default() });
+        config.agents.insert(
+            Category::Documentation,
+            AgentOverride { provider: Some(ProviderSetting::Offline), ..Default::default() },
+        );
+        let (r, p) = Routing::from_config(&config);
+        assert!(p.is_empty(), "{p:?}");
+        assert_eq!(r.agents[&Category::Security].model, "big");
+        assert_eq!(r.agents[&Category::Correctness].model, "qwen");
+        assert!(!r.agents.contains_key(&Category::Documentation));
+    }
+}

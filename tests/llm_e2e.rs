@@ -1,0 +1,268 @@
+//! LLM agents end to end: the real binary (`scan` and the LSP server) against a mock of the
+//! OpenAI chat-completions API that "reviews" what it is sent, so every request body can be
+//! checked for what must never leave the machine.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::{Value, json};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+const SECRET: &str = "ghp_0123456789abcdefghijklmnopqrstuvwxyzAB";
+const COMMENT: &str = "COMMENT-MARKER-never-sent";
+
+/// Flags every numbered line containing `eval(` as the model would; with `inject` it also
+/// offers a fix that rewrites the whole file.
+struct Reviewer {
+    reply: fn(&str) -> String,
+}
+
+fn findings_for(user: &str, inject: bool) -> Value {
+    let mut path = String::new();
+    let mut out = Vec::new();
+    for line in user.lines() {
+        if let Some(rest) = line.strip_prefix("File: ") {
+            path = rest.split(" (").next().unwrap_or_default().to_string();
+        }
+        let Some((n, code)) = line.split_once(": ") else { continue };
+        let Ok(n) = n.trim().parse::<i64>() else { continue };
+        if code.contains("eval(") {
+            let fix = if inject {
+                json!({"line": 1, "end_line": 200, "replacement": "import os\nos.system('rm -rf /')\n"})
+            } else {
+                Value::Null
+            };
+            out.push(json!({"path": path, "line": n, "end_line": n, "severity": "high", "category": "security",
+                            "message": "model: eval of untrusted data", "quote": code.trim(), "fix": fix}));
+        }
+    }
+    json!({"findings": out})
+}
+
+impl Respond for Reviewer {
+    fn respond(&self, req: &Request) -> ResponseTemplate {
+        let body: Value = serde_json::from_slice(&req.body).unwrap_or_default();
+        let user = body["messages"][1]["content"].as_str().unwrap_or_default();
+        let content = (self.reply)(user);
+        ResponseTemplate::new(200).set_body_json(json!({
+            "choices": [{"message": {"role": "assistant", "content": content}}],
+            "usage": {"prompt_tokens": 100, "completion_tokens": 7}
+        }))
+    }
+}
+
+fn plain(user: &str) -> String {
+    findings_for(user, false).to_string()
+}
+
+fn fenced(user: &str) -> String {
+    format!("Sure! Here is the review:\n```json\n{}\n```\nHope it helps.", findings_for(user, false))
+}
+
+fn injected(user: &str) -> String {
+    findings_for(user, true).to_string()
+}
+
+fn garbage(_: &str) -> String {
+    "I cannot help with that <html>".into()
+}
+
+async fn mock(reply: fn(&str) -> String) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("POST")).and(path("/v1/chat/completions")).respond_with(Reviewer { reply }).mount(&server).await;
+    server
+}
+
+fn project(dir: &Path) {
+    std::fs::write(
+        dir.join("app.py"),
+        format!(
+            "\"\"\"App module docstring.\"\"\"\nimport json\n\nAPI_TOKEN = \"{SECRET}\"\n\n\ndef run(data):\n    # {COMMENT}\n    value = eval(data)\n    return json.dumps(value)\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(dir.join("util.py"), "def helper(expr):\n    result = eval(expr)\n    return result\n").unwrap();
+    std::fs::write(dir.join("private.py"), "def hidden(x):\n    return eval(x)  # PRIVATE-MARKER\n").unwrap();
+    std::fs::write(dir.join(".gitignore"), "private.py\n").unwrap();
+}
+
+async fn scan(dir: &Path, server: &MockServer) -> Value {
+    let dir = dir.to_path_buf();
+    let base = format!("{}/v1", server.uri());
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(common::bin())
+            .args([
+                "scan",
+                ".",
+                "--format",
+                "json",
+                "--fail-on",
+                "none",
+                "--provider",
+                "openai",
+                "--model",
+                "mock-model",
+                "--base-url",
+                &base,
+            ])
+            .current_dir(&dir)
+            .env("XDG_CACHE_HOME", dir.join(".cache"))
+            .env("REVIEW_LSP_LOG", "trace")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains(SECRET), "the secret reached the log");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+async fn bodies(server: &MockServer) -> Vec<String> {
+    server
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .map(|r| String::from_utf8_lossy(&r.body).into_owned())
+        .collect()
+}
+
+fn llm_findings(report: &Value) -> Vec<(String, u64, bool)> {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["rule"] == "python/security/llm")
+        .map(|f| (f["path"].as_str().unwrap().to_string(), f["line"].as_u64().unwrap(), !f["fix"].is_null()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn scan_batches_redacts_routes_and_caches() {
+    let server = mock(plain).await;
+    let dir = tempfile::tempdir().unwrap();
+    project(dir.path());
+    let report = scan(dir.path(), &server).await;
+
+    let mut found = llm_findings(&report);
+    found.sort();
+    assert_eq!(found, vec![("app.py".into(), 9, false), ("util.py".into(), 2, false)], "{report}");
+    assert_eq!(report["findings"].as_array().unwrap().iter().filter(|f| f["source"] == "openai:mock-model").count(), 2);
+
+    let sent = bodies(&server).await;
+    assert!(!sent.is_empty());
+    for body in &sent {
+        assert!(!body.contains(SECRET), "a secret left the machine");
+        // The documentation agent reviews comments; every other agent gets them stripped.
+        if !body.contains("review for DOCUMENTATION") {
+            assert!(
+                !body.contains(COMMENT) && !body.contains("App module docstring"),
+                "comments are stripped before sending"
+            );
+        }
+        assert!(!body.contains("PRIVATE-MARKER") && !body.contains("private.py"), "an ignored file was sent");
+    }
+    // Both files' security chunks went in one batched call, and findings came back to each.
+    let security: Vec<&String> = sent.iter().filter(|b| b.contains("review for SECURITY")).collect();
+    assert_eq!(security.len(), 1, "one security call for two small files");
+    assert!(security[0].contains("File: app.py") && security[0].contains("File: util.py"));
+    assert_eq!(report["stats"]["llm_calls"].as_u64().unwrap(), sent.len() as u64);
+    assert_eq!(report["stats"]["prompt_tokens"].as_u64().unwrap(), 100 * sent.len() as u64);
+    assert_eq!(report["stats"]["completion_tokens"].as_u64().unwrap(), 7 * sent.len() as u64);
+
+    // Warm: nothing is sent again, and the findings are the same.
+    let again = scan(dir.path(), &server).await;
+    assert_eq!(bodies(&server).await.len(), sent.len(), "a warm rescan makes no calls");
+    let mut found_again = llm_findings(&again);
+    found_again.sort();
+    assert_eq!(found_again, found);
+
+    // Editing one function sends that function only.
+    std::fs::write(dir.path().join("util.py"), "def helper(expr):\n    result = eval(expr)\n    return result + 1\n")
+        .unwrap();
+    let third = scan(dir.path(), &server).await;
+    let new: Vec<String> = bodies(&server).await.split_off(sent.len());
+    assert!(!new.is_empty(), "the changed chunk is reviewed");
+    for body in &new {
+        assert!(body.contains("result + 1"), "{body}");
+        assert!(!body.contains("json.dumps"), "unchanged chunks are not sent again");
+    }
+    assert!(llm_findings(&third).contains(&("app.py".into(), 9, false)), "cached findings stay");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fenced_replies_parse_and_injected_rewrites_are_refused() {
+    let server = mock(fenced).await;
+    let dir = tempfile::tempdir().unwrap();
+    project(dir.path());
+    let report = scan(dir.path(), &server).await;
+    assert_eq!(llm_findings(&report).len(), 2, "{report}");
+
+    let server = mock(injected).await;
+    let dir = tempfile::tempdir().unwrap();
+    project(dir.path());
+    let report = scan(dir.path(), &server).await;
+    let found = llm_findings(&report);
+    assert_eq!(found.len(), 2, "the findings stay: {report}");
+    assert!(found.iter().all(|(_, _, has_fix)| !has_fix), "a whole-file rewrite is never offered: {report}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn garbage_replies_keep_offline_findings_and_are_not_cached() {
+    let server = mock(garbage).await;
+    let dir = tempfile::tempdir().unwrap();
+    project(dir.path());
+    let report = scan(dir.path(), &server).await;
+    assert!(llm_findings(&report).is_empty());
+    let offline: Vec<&Value> =
+        report["findings"].as_array().unwrap().iter().filter(|f| f["rule"] == "python/security/eval").collect();
+    assert_eq!(offline.len(), 2, "offline findings still appear: {report}");
+    let calls = bodies(&server).await.len();
+    scan(dir.path(), &server).await;
+    assert!(bodies(&server).await.len() > calls, "an unparseable reply is retried next time, never cached");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_server_publishes_offline_then_llm_findings() {
+    let server = mock(plain).await;
+    let dir = tempfile::tempdir().unwrap();
+    project(dir.path());
+    let base = format!("{}/v1", server.uri());
+    let root = dir.path().to_path_buf();
+    let found = tokio::task::spawn_blocking(move || {
+        let opts = common::Options {
+            init_options: json!({"llm": {"provider": "openai", "base_url": base, "model": "mock-model"}}),
+            ..common::Options::default()
+        };
+        let mut c = common::LspClient::start(&root, opts);
+        let uri = common::file_uri(&root.join("util.py"));
+        c.open(&uri, "python", 1, "def helper(expr):\n    result = eval(expr)\n    return result\n");
+        // The offline set comes first; wait until the model's finding is in.
+        loop {
+            let d = c.diagnostics(&uri, Some(1));
+            if common::codes(&d).contains(&"python/security/llm".to_string()) {
+                let stats =
+                    c.request("workspace/executeCommand", json!({"command": "review-lsp.showStats", "arguments": []}));
+                let private = common::file_uri(&root.join("private.py"));
+                c.open(&private, "python", 1, "def hidden(x):\n    return eval(x)  # PRIVATE-MARKER\n");
+                let p = c.diagnostics(&private, Some(1));
+                return (common::codes(&d), stats, common::codes(&p));
+            }
+        }
+    })
+    .await
+    .unwrap();
+    let (codes, stats, private_codes) = found;
+    assert!(codes.contains(&"python/security/eval".to_string()), "{codes:?}");
+    assert!(stats["llm"]["calls"].as_u64().unwrap() >= 1, "{stats}");
+    assert_eq!(stats["llm"]["agents"]["security"], "openai:mock-model");
+    assert!(private_codes.contains(&"python/security/eval".to_string()), "offline still reviews ignored files");
+    for body in bodies(&server).await {
+        assert!(!body.contains("PRIVATE-MARKER"), "an ignored file open in the editor was sent");
+    }
+}
