@@ -7,73 +7,16 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
+use common::mock_llm::{AnthropicReviewer, GeminiReviewer, Reviewer, fenced, garbage, injected, plain};
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+use wiremock::{Mock, MockServer};
 
 const SECRET: &str = "ghp_0123456789abcdefghijklmnopqrstuvwxyzAB";
 const COMMENT: &str = "COMMENT-MARKER-never-sent";
 
-/// Flags every numbered line containing `eval(` as the model would; with `inject` it also
-/// offers a fix that rewrites the whole file.
-struct Reviewer {
-    reply: fn(&str) -> String,
-}
-
-fn findings_for(user: &str, inject: bool) -> Value {
-    let mut path = String::new();
-    let mut out = Vec::new();
-    for line in user.lines() {
-        if let Some(rest) = line.strip_prefix("File: ") {
-            path = rest.split(" (").next().unwrap_or_default().to_string();
-        }
-        let Some((n, code)) = line.split_once(": ") else { continue };
-        let Ok(n) = n.trim().parse::<i64>() else { continue };
-        if code.contains("eval(") {
-            let fix = if inject {
-                json!({"line": 1, "end_line": 200, "replacement": "import os\nos.system('rm -rf /')\n"})
-            } else {
-                Value::Null
-            };
-            out.push(json!({"path": path, "line": n, "end_line": n, "severity": "high", "category": "security",
-                            "message": "model: eval of untrusted data", "quote": code.trim(), "fix": fix}));
-        }
-    }
-    json!({"findings": out})
-}
-
-impl Respond for Reviewer {
-    fn respond(&self, req: &Request) -> ResponseTemplate {
-        let body: Value = serde_json::from_slice(&req.body).unwrap_or_default();
-        let user = body["messages"][1]["content"].as_str().unwrap_or_default();
-        let content = (self.reply)(user);
-        ResponseTemplate::new(200).set_body_json(json!({
-            "choices": [{"message": {"role": "assistant", "content": content}}],
-            "usage": {"prompt_tokens": 100, "completion_tokens": 7}
-        }))
-    }
-}
-
-fn plain(user: &str) -> String {
-    findings_for(user, false).to_string()
-}
-
-fn fenced(user: &str) -> String {
-    format!("Sure! Here is the review:\n```json\n{}\n```\nHope it helps.", findings_for(user, false))
-}
-
-fn injected(user: &str) -> String {
-    findings_for(user, true).to_string()
-}
-
-fn garbage(_: &str) -> String {
-    "I cannot help with that <html>".into()
-}
-
 async fn mock(reply: fn(&str) -> String) -> MockServer {
-    let server = MockServer::start().await;
-    Mock::given(method("POST")).and(path("/v1/chat/completions")).respond_with(Reviewer { reply }).mount(&server).await;
-    server
+    common::mock_llm::openai(reply).await
 }
 
 fn project(dir: &Path) {
@@ -90,25 +33,19 @@ fn project(dir: &Path) {
 }
 
 async fn scan(dir: &Path, server: &MockServer) -> Value {
+    scan_with(dir, "openai", &format!("{}/v1", server.uri())).await
+}
+
+async fn scan_with(dir: &Path, provider: &str, base: &str) -> Value {
     let dir = dir.to_path_buf();
-    let base = format!("{}/v1", server.uri());
+    let (provider, base) = (provider.to_string(), base.to_string());
     let out = tokio::task::spawn_blocking(move || {
         Command::new(common::bin())
-            .args([
-                "scan",
-                ".",
-                "--format",
-                "json",
-                "--fail-on",
-                "none",
-                "--provider",
-                "openai",
-                "--model",
-                "mock-model",
-                "--base-url",
-                &base,
-            ])
+            .args(["scan", ".", "--format", "json", "--fail-on", "none", "--provider", &provider])
+            .args(["--model", "mock-model", "--base-url", &base])
             .current_dir(&dir)
+            .env("ANTHROPIC_API_KEY", "test-anthropic-key-value")
+            .env("GEMINI_API_KEY", "test-gemini-key-value")
             .env("XDG_CACHE_HOME", dir.join(".cache"))
             .env("REVIEW_LSP_LOG", "trace")
             .output()
@@ -264,5 +201,69 @@ async fn the_server_publishes_offline_then_llm_findings() {
     assert!(private_codes.contains(&"python/security/eval".to_string()), "offline still reviews ignored files");
     for body in bodies(&server).await {
         assert!(!body.contains("PRIVATE-MARKER"), "an ignored file open in the editor was sent");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn anthropic_and_gemini_work_end_to_end_through_scan_and_the_server() {
+    let anthropic = MockServer::start().await;
+    Mock::given(method("POST")).and(path("/v1/messages")).respond_with(AnthropicReviewer).mount(&anthropic).await;
+    let gemini = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1beta/models/mock-model:generateContent"))
+        .respond_with(GeminiReviewer)
+        .mount(&gemini)
+        .await;
+    for (provider, base, server) in [
+        ("anthropic", format!("{}/v1", anthropic.uri()), &anthropic),
+        ("gemini", format!("{}/v1beta", gemini.uri()), &gemini),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        project(dir.path());
+        let report = scan_with(dir.path(), provider, &base).await;
+        let mut found = llm_findings(&report);
+        found.sort();
+        assert_eq!(found, vec![("app.py".into(), 9, false), ("util.py".into(), 2, false)], "{provider}: {report}");
+        assert!(report["stats"]["prompt_tokens"].as_u64().unwrap() > 0, "{provider} usage is read");
+        for body in bodies(server).await {
+            assert!(
+                !body.contains(SECRET)
+                    && !body.contains("test-anthropic-key-value")
+                    && !body.contains("test-gemini-key-value")
+            );
+        }
+
+        // The server, with the key in its environment and the provider in the editor settings.
+        let root = dir.path().to_path_buf();
+        let (provider, base) = (provider.to_string(), base.clone());
+        let codes = tokio::task::spawn_blocking(move || {
+            // SAFETY: set before the child starts; the variables are only for the child.
+            unsafe {
+                std::env::set_var("ANTHROPIC_API_KEY", "test-anthropic-key-value");
+                std::env::set_var("GEMINI_API_KEY", "test-gemini-key-value");
+            }
+            let opts = common::Options {
+                init_options: json!({"llm": {"provider": provider, "base_url": base, "model": "mock-model"}}),
+                ..common::Options::default()
+            };
+            let mut c = common::LspClient::start(&root, opts);
+            let uri = common::file_uri(&root.join("util.py"));
+            c.open(&uri, "python", 1, "def helper(expr):\n    result = eval(expr)\n    return result\n");
+            loop {
+                let codes = common::codes(&c.diagnostics(&uri, Some(1)));
+                if codes.contains(&"python/security/llm".to_string()) {
+                    let log = std::fs::read_to_string(root.join(".test-cache/review-lsp/logs/review-lsp.log"))
+                        .unwrap_or_default();
+                    assert!(
+                        !log.contains("test-anthropic-key-value") && !log.contains("test-gemini-key-value"),
+                        "a key reached the log"
+                    );
+                    return codes;
+                }
+            }
+        })
+        .await
+        .unwrap();
+        assert!(codes.contains(&"python/security/eval".to_string()));
     }
 }

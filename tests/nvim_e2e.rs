@@ -16,8 +16,25 @@ fn nvim() -> PathBuf {
     PathBuf::from("nvim")
 }
 
+mod common;
+
 #[test]
 fn neovim_gets_diagnostics_applies_a_fix_and_scans() {
+    let seen = run_neovim(None);
+    assert_eq!(seen["llm"], false);
+}
+
+/// The README promise: point `base_url` at any OpenAI-compatible server (here a mock of
+/// one, as Ollama or vLLM would serve) and get its findings in Neovim.
+#[test]
+fn neovim_shows_findings_from_an_openai_compatible_server() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let server = runtime.block_on(common::mock_llm::openai(common::mock_llm::plain));
+    let seen = run_neovim(Some(format!("{}/v1", server.uri())));
+    assert_eq!(seen["llm"], true, "{seen}");
+}
+
+fn run_neovim(base_url: Option<String>) -> serde_json::Value {
     let repo = env!("CARGO_MANIFEST_DIR");
     let ws = tempfile::tempdir().unwrap();
     std::fs::create_dir(ws.path().join(".git")).unwrap();
@@ -34,6 +51,7 @@ fn neovim_gets_diagnostics_applies_a_fix_and_scans() {
             env!("CARGO_BIN_EXE_review-lsp"),
         ])
         .arg(&file)
+        .args(base_url)
         .current_dir(ws.path())
         .env("XDG_CACHE_HOME", ws.path().join(".cache"))
         .env("XDG_STATE_HOME", ws.path().join(".state"))
@@ -50,4 +68,5 @@ fn neovim_gets_diagnostics_applies_a_fix_and_scans() {
     let seen: serde_json::Value = serde_json::from_str(line).unwrap();
     assert_eq!(seen["fixed"], "    if x is None:");
     assert_eq!(seen["scanned"], 2, "{seen}");
+    seen
 }

@@ -5,6 +5,8 @@
 //! The `#[ignore]` tests measure rather than check:
 //! `cargo test --test prompt_reply -- --ignored --nocapture`.
 
+#![allow(clippy::single_range_in_vec_init)] // `strip` and friends take a slice of ranges
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -416,11 +418,6 @@ fn calibrate_estimate() {
         }
         let (c, t) = (rendered.chars().count(), tokens::count("gpt-4o", &rendered));
         let err = 100.0 * (tokens::estimate(&rendered) as f64 - t as f64) / t as f64;
-        if std::env::var_os("CALIBRATE_FEATURES").is_some() {
-            let ws = rendered.chars().filter(|c| c.is_whitespace()).count();
-            let tabs = rendered.matches('\t').count();
-            println!("F {c} {ws} {tabs} {} {t}", rendered.lines().count());
-        }
         println!(
             "{:<40} {:.2} chars/token, estimate error {err:+.1} %",
             path.display().to_string().rsplit("corpus/").next().unwrap(),
@@ -438,7 +435,16 @@ fn calibrate_estimate() {
         worst.0,
         worst.1
     );
-    tokens::warm_up("gpt-4o");
+    let sys = prompt::system_prompt(Category::Security, Language::Python);
+    let batch = prompt::batch_system_prompt(Category::Security, &[Language::Python, Language::Go]);
+    println!("system prompt: {} tokens (batch: {})", tokens::count("gpt-4o", &sys), tokens::count("gpt-4o", &batch));
+    let started = std::time::Instant::now();
+    let (_, found) = prompt::redact(&all.repeat(20));
+    let secs = started.elapsed().as_secs_f64();
+    println!("redaction speed: {:.1} MB/s ({} found)", all.len() as f64 * 20.0 / secs / 1e6, found.len());
+    let loading = std::time::Instant::now();
+    tokens::warm_up("gpt-4"); // cl100k: not loaded yet by this test
+    println!("cl100k first use (table load): {:.0} ms", loading.elapsed().as_secs_f64() * 1e3);
     let big = all.repeat(20);
     let started = std::time::Instant::now();
     let n = tokens::count("gpt-4o", &big);

@@ -253,16 +253,14 @@ impl Engine {
         if prepared.lines.is_empty() {
             return Vec::new();
         }
-        for r in &prepared.redactions {
-            tracing::debug!(kind = r.kind, line = r.line + 1, "redacted a secret before sending");
-        }
-        let text: String = prepared.lines.iter().map(|(_, t)| t.as_str()).collect::<Vec<_>>().join("\n");
+        // Counted on the text as rendered: line numbers cost tokens too.
+        let rendered = prompt::render_chunk("", source.language, &prepared.lines);
         outcome.jobs.push(Job {
             agent,
             ranges: chunk.ranges.clone(),
             lines: chunk.lines.clone(),
             start_line: chunk.start_line,
-            tokens: tokens::count(&endpoint.model, &text) + prepared.lines.len() * 2,
+            tokens: tokens::count(&endpoint.model, &rendered),
             prompt_lines: prepared.lines,
             key,
         });
@@ -284,8 +282,10 @@ impl Engine {
                 f.contain_fix()
             })
             .collect();
-        out.sort_by(|a, b| (a.span, &a.rule).cmp(&(b.span, &b.rule)));
-        out.dedup_by(|a, b| a.span == b.span && a.rule == b.rule);
+        out.sort_by(|a, b| (a.span, &a.rule, &a.message).cmp(&(b.span, &b.rule, &b.message)));
+        // Same place, rule and message: one finding reported twice (e.g. a chunk reviewed
+        // again). Different messages on one span (two model findings) both stay.
+        out.dedup_by(|a, b| a.span == b.span && a.rule == b.rule && a.message == b.message);
         out
     }
 }

@@ -580,6 +580,7 @@ pub fn map_category(c: Option<&str>, agent: Category) -> Category {
 }
 
 #[cfg(test)]
+#[allow(clippy::single_range_in_vec_init)] // the APIs take a slice of ranges
 mod tests {
     use super::*;
 

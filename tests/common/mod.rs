@@ -3,6 +3,8 @@
 //! thread and also recorded, so tests can assert on them.
 #![allow(dead_code)]
 
+pub mod mock_llm;
+
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};

@@ -1,7 +1,8 @@
 -- Headless Neovim as a real client of review-lsp, using the shipped editors/neovim config.
--- Usage: nvim --headless --clean -l tests/nvim/e2e.lua <repo> <server-binary> <file.py>
+-- Usage: nvim --headless --clean -l tests/nvim/e2e.lua <repo> <server-binary> <file.py> [base_url]
+-- With a base_url, the settings point the LLM agents at that OpenAI-compatible server.
 -- Prints one JSON line with what it saw; exits non-zero on the first failed expectation.
-local repo, bin, file = arg[1], arg[2], arg[3]
+local repo, bin, file, base_url = arg[1], arg[2], arg[3], arg[4]
 
 local function fail(msg)
   io.stderr:write('FAIL: ' .. msg .. '\n')
@@ -10,7 +11,11 @@ end
 
 vim.opt.runtimepath:prepend(repo .. '/editors/neovim')
 -- Only the binary path differs from the shipped config (the test binary is not on PATH).
-vim.lsp.config('review_lsp', { cmd = { bin, 'serve' } })
+local overrides = { cmd = { bin, 'serve' } }
+if base_url then
+  overrides.init_options = { llm = { provider = 'openai', base_url = base_url, model = 'local-model' } }
+end
+vim.lsp.config('review_lsp', overrides)
 vim.lsp.enable('review_lsp')
 
 local progress = {}
@@ -32,6 +37,9 @@ end
 
 if not vim.wait(15000, function() return find('python/security/eval') ~= nil end, 20) then
   fail('no python/security/eval diagnostic; got ' .. vim.inspect(vim.diagnostic.get(0)))
+end
+if base_url and not vim.wait(15000, function() return find('python/security/llm') ~= nil end, 20) then
+  fail('no diagnostic from the OpenAI-compatible server; got ' .. vim.inspect(vim.diagnostic.get(0)))
 end
 local client = vim.lsp.get_clients({ name = 'review_lsp' })[1]
 if not client then fail('client not attached') end
@@ -68,6 +76,7 @@ if not vim.tbl_contains(progress, 'begin') or not vim.tbl_contains(progress, 'en
 end
 
 io.stdout:write(vim.json.encode({
+  llm = find('python/security/llm') ~= nil,
   fixed = vim.api.nvim_buf_get_lines(0, fixed_line - 1, fixed_line, false)[1],
   scanned = result.files_scanned,
   progress = progress,

@@ -74,6 +74,7 @@ fn render_into(out: &mut String, path: &str, lang: Language, lines: &[Line]) {
 }
 
 #[cfg(test)]
+#[allow(clippy::single_range_in_vec_init)] // the APIs take a slice of ranges
 mod tests {
     use super::*;
     use crate::syntax::parse;

@@ -53,6 +53,11 @@ fn not_template(s: &str) -> bool {
     !(s.starts_with(['$', '{', '%', '<', '*']) || s.chars().all(|c| c == '*' || c == 'x' || c == 'X'))
 }
 
+/// A URL's password that is a template or the stock dummy of docs and tests (`user:pass@`).
+fn url_password(s: &str) -> bool {
+    not_template(s) && !["pass", "password", "passwd", "pwd", "secret"].iter().any(|d| s.eq_ignore_ascii_case(d))
+}
+
 static FORMATS: LazyLock<Vec<Format>> = LazyLock::new(|| {
     let f = |kind, re: &str, check| Format { kind, re: Regex::new(re).expect("secret pattern"), check };
     vec![
@@ -80,7 +85,7 @@ static FORMATS: LazyLock<Vec<Format>> = LazyLock::new(|| {
         f(
             "connection-password",
             r"\b[a-zA-Z][a-zA-Z0-9+.-]{1,20}://[^\s:/@'`]+:(?P<s>[^\s@/'`]+)@[\w.-]",
-            not_template,
+            url_password,
         ),
     ]
 });
@@ -115,6 +120,15 @@ static KEY_BODY_LINE: LazyLock<Regex> =
 /// redacted. The line count never changes: a multi-line secret keeps its newlines and puts
 /// its placeholder on its first non-blank line.
 pub fn redact(text: &str) -> (String, Vec<Redaction>) {
+    let (out, found) = redact_quietly(text);
+    for r in &found {
+        tracing::debug!(kind = r.kind, line = r.line + 1, "redacted a secret before sending");
+    }
+    (out, found)
+}
+
+/// [`redact`] without the log, for callers that know the real line numbers.
+fn redact_quietly(text: &str) -> (String, Vec<Redaction>) {
     let mut found: Vec<(Range<usize>, &'static str)> = Vec::new();
     private_keys(text, &mut found);
     for format in FORMATS.iter() {
@@ -137,7 +151,6 @@ pub fn redact(text: &str) -> (String, Vec<Redaction>) {
         out.push_str(&text[pos..range.start]);
         line += text[pos..range.start].matches('\n').count() as u32;
         redactions.push(Redaction { kind, line });
-        tracing::debug!(kind, line = line + 1, "redacted a secret before sending");
         let placeholder = format!("{PLACEHOLDER_PREFIX}{kind}>");
         let mut placed = false;
         for (i, piece) in text[range.clone()].split('\n').enumerate() {
@@ -157,10 +170,11 @@ pub fn redact(text: &str) -> (String, Vec<Redaction>) {
 }
 
 /// Redacts numbered lines in place, treating them as one text so multi-line secrets are
-/// seen whole; each redaction's `line` is the original line number of where it starts.
+/// seen whole; each redaction's `line` is the original 0-based line number of where it
+/// starts. Logs each at debug level (kind and 1-based line, never the value).
 pub fn redact_lines(lines: &mut [Line]) -> Vec<Redaction> {
     let joined = lines.iter().map(|(_, t)| t.as_str()).collect::<Vec<_>>().join("\n");
-    let (redacted, found) = redact(&joined);
+    let (redacted, found) = redact_quietly(&joined);
     if found.is_empty() {
         return found;
     }
@@ -169,7 +183,14 @@ pub fn redact_lines(lines: &mut [Line]) -> Vec<Redaction> {
             *text = new.to_string();
         }
     }
-    found.into_iter().map(|r| Redaction { line: lines.get(r.line as usize).map_or(r.line, |l| l.0), ..r }).collect()
+    let found: Vec<Redaction> = found
+        .into_iter()
+        .map(|r| Redaction { line: lines.get(r.line as usize).map_or(r.line, |l| l.0), ..r })
+        .collect();
+    for r in &found {
+        tracing::debug!(kind = r.kind, line = r.line + 1, "redacted a secret before sending");
+    }
+    found
 }
 
 /// Private key blocks, from the BEGIN line to the END line; the body of a block without an
@@ -337,7 +358,7 @@ fn entropy(s: &str) -> f64 {
 /// the base64/base64url alphabet, with upper case, lower case and digits, and entropy close
 /// to that of a random string of its length. Hex digests and UUIDs (one case only), words,
 /// identifiers and paths fail; so does base64 that decodes to text (a test vector).
-pub(crate) fn high_entropy(value: &str) -> bool {
+fn high_entropy(value: &str) -> bool {
     if value.len() < 20 || !value.bytes().all(|b| b.is_ascii_alphanumeric() || b"+/=_-.".contains(&b)) {
         return false;
     }
@@ -390,7 +411,7 @@ fn decodes_to_text(value: &str) -> bool {
     let (mut acc, mut bits) = (0u32, 0u32);
     for b in body.bytes() {
         let Some(d) = digit(b) else { return false };
-        acc = (acc << 6) | u32::from(d);
+        acc = ((acc << 6) | u32::from(d)) & 0xfff; // 12 bits hold every pending bit
         bits += 6;
         if bits >= 8 {
             bits -= 8;
@@ -532,6 +553,34 @@ mod tests {
         ] {
             assert!(!high_entropy(normal), "{normal}");
         }
+    }
+
+    #[test]
+    fn the_debug_log_names_kind_and_line_never_the_value() {
+        use std::sync::{Arc, Mutex};
+        #[derive(Clone, Default)]
+        struct Buf(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Buf {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buf = Buf::default();
+        let writer = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        let mut lines = vec![(40, "x = 1".to_string()), (41, "db_password = 'Tr0ub4dor&3'".to_string())];
+        tracing::subscriber::with_default(subscriber, || redact_lines(&mut lines));
+        let log = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        assert!(log.contains("kind=\"password\"") && log.contains("line=42"), "{log}");
+        assert!(!log.contains("Tr0ub4dor"), "{log}");
     }
 
     #[test]

@@ -152,6 +152,7 @@ fn cut(text: &str, at: usize, removed: &[Range<usize>]) -> Option<String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::single_range_in_vec_init)] // the APIs take a slice of ranges
 mod tests {
     use super::*;
     use crate::syntax::parse;

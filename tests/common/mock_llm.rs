@@ -1,0 +1,100 @@
+//! A mock model for tests: it "reviews" what it is sent by flagging every numbered line
+//! that contains `eval(`, speaking the OpenAI, Anthropic or Gemini reply shape.
+
+use serde_json::{Value, json};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+/// Flags every numbered line containing `eval(` as the model would; with `inject` it also
+/// offers a fix that rewrites the whole file.
+pub struct Reviewer {
+    pub reply: fn(&str) -> String,
+}
+
+pub fn findings_for(user: &str, inject: bool) -> Value {
+    let mut path = String::new();
+    let mut out = Vec::new();
+    for line in user.lines() {
+        if let Some(rest) = line.strip_prefix("File: ") {
+            path = rest.split(" (").next().unwrap_or_default().to_string();
+        }
+        let Some((n, code)) = line.split_once(": ") else { continue };
+        let Ok(n) = n.trim().parse::<i64>() else { continue };
+        if code.contains("eval(") {
+            let fix = if inject {
+                json!({"line": 1, "end_line": 200, "replacement": "import os\nos.system('rm -rf /')\n"})
+            } else {
+                Value::Null
+            };
+            out.push(json!({"path": path, "line": n, "end_line": n, "severity": "high", "category": "security",
+                            "message": "model: eval of untrusted data", "quote": code.trim(), "fix": fix}));
+        }
+    }
+    json!({"findings": out})
+}
+
+impl Respond for Reviewer {
+    fn respond(&self, req: &Request) -> ResponseTemplate {
+        let body: Value = serde_json::from_slice(&req.body).unwrap_or_default();
+        let user = body["messages"][1]["content"].as_str().unwrap_or_default();
+        let content = (self.reply)(user);
+        ResponseTemplate::new(200).set_body_json(json!({
+            "choices": [{"message": {"role": "assistant", "content": content}}],
+            "usage": {"prompt_tokens": 100, "completion_tokens": 7}
+        }))
+    }
+}
+
+/// The same reviewer speaking Anthropic's messages API.
+pub struct AnthropicReviewer;
+
+impl Respond for AnthropicReviewer {
+    fn respond(&self, req: &Request) -> ResponseTemplate {
+        assert!(req.headers.get("x-api-key").is_some() && req.headers.get("anthropic-version").is_some());
+        let body: Value = serde_json::from_slice(&req.body).unwrap_or_default();
+        let user = body["messages"][0]["content"].as_str().unwrap_or_default();
+        ResponseTemplate::new(200).set_body_json(json!({
+            "type": "message", "role": "assistant",
+            "content": [{"type": "text", "text": plain(user)}],
+            "usage": {"input_tokens": 90, "output_tokens": 5}
+        }))
+    }
+}
+
+/// The same reviewer speaking Gemini's generateContent API.
+pub struct GeminiReviewer;
+
+impl Respond for GeminiReviewer {
+    fn respond(&self, req: &Request) -> ResponseTemplate {
+        assert!(req.headers.get("x-goog-api-key").is_some());
+        let body: Value = serde_json::from_slice(&req.body).unwrap_or_default();
+        let user = body["contents"][0]["parts"][0]["text"].as_str().unwrap_or_default();
+        ResponseTemplate::new(200).set_body_json(json!({
+            "candidates": [{"content": {"role": "model", "parts": [{"text": plain(user)}]}}],
+            "usageMetadata": {"promptTokenCount": 80, "candidatesTokenCount": 4}
+        }))
+    }
+}
+
+pub fn plain(user: &str) -> String {
+    findings_for(user, false).to_string()
+}
+
+pub fn fenced(user: &str) -> String {
+    format!("Sure! Here is the review:\n```json\n{}\n```\nHope it helps.", findings_for(user, false))
+}
+
+pub fn injected(user: &str) -> String {
+    findings_for(user, true).to_string()
+}
+
+pub fn garbage(_: &str) -> String {
+    "I cannot help with that <html>".into()
+}
+
+/// An OpenAI-compatible server at `<uri>/v1` answering with `reply`.
+pub async fn openai(reply: fn(&str) -> String) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("POST")).and(path("/v1/chat/completions")).respond_with(Reviewer { reply }).mount(&server).await;
+    server
+}
