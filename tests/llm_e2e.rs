@@ -267,3 +267,38 @@ async fn anthropic_and_gemini_work_end_to_end_through_scan_and_the_server() {
         assert!(codes.contains(&"python/security/eval".to_string()));
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_server_scan_batches_files_into_shared_calls() {
+    let server = mock(plain).await;
+    let dir = tempfile::tempdir().unwrap();
+    project(dir.path());
+    let base = format!("{}/v1", server.uri());
+    let root = dir.path().to_path_buf();
+    let (result, util) = tokio::task::spawn_blocking(move || {
+        let opts = common::Options {
+            init_options: json!({"llm": {"provider": "openai", "base_url": base, "model": "mock-model"}}),
+            ..common::Options::default()
+        };
+        let mut c = common::LspClient::start(&root, opts);
+        let result =
+            c.request("workspace/executeCommand", json!({"command": "review-lsp.scanWorkspace", "arguments": []}));
+        let uri = common::file_uri(&root.join("util.py"));
+        // The offline set is published first, the combined set after the batch returns.
+        loop {
+            let codes = common::codes(&c.diagnostics(&uri, None));
+            if codes.contains(&"python/security/llm".to_string()) {
+                return (result, codes);
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(result["files_scanned"], 2, "{result}");
+    assert!(util.contains(&"python/security/eval".to_string()));
+    let sent = bodies(&server).await;
+    let security: Vec<&String> = sent.iter().filter(|b| b.contains("review for SECURITY")).collect();
+    assert_eq!(security.len(), 1, "one security call for both files");
+    assert!(security[0].contains("File: app.py") && security[0].contains("File: util.py"));
+    assert!(sent.iter().all(|b| !b.contains("PRIVATE-MARKER")), "ignored files stay out of the scan");
+}

@@ -23,6 +23,7 @@ mod anthropic;
 mod error;
 mod gemini;
 mod headers;
+pub mod limits;
 mod openai;
 
 use std::fmt;

@@ -13,10 +13,11 @@ use tokio_util::sync::CancellationToken;
 use tower_lsp_server::jsonrpc::{Error, Result};
 use tower_lsp_server::ls_types::{NumberOrString, ProgressToken, Uri};
 
-use super::diagnostics::{publish_if_current, run_blocking, run_llm, to_diagnostic};
+use super::diagnostics::{publish_if_current, run_blocking, to_diagnostic};
 use super::document::TextDocument;
 use super::session::{Session, Snapshot};
-use crate::review::Request;
+use crate::review::llm_agents::{self, FileWork};
+use crate::review::{Outcome, Request, Source};
 use crate::scheduler::{Job, Lane};
 use crate::syntax::Language;
 use crate::workspace;
@@ -28,8 +29,22 @@ static SCAN_GENERATION: AtomicI64 = AtomicI64::new(0);
 const REPORT_EVERY: Duration = Duration::from_millis(100);
 
 enum FileResult {
-    Reviewed { findings: usize },
+    Reviewed {
+        findings: usize,
+    },
+    /// Offline findings are published; LLM jobs wait to be batched with other files'.
+    Pending(Box<Pending>),
     Skipped,
+}
+
+struct Pending {
+    uri: Uri,
+    /// The open document's version, or `None` for a file read from disk.
+    version: Option<i32>,
+    language: Language,
+    text: Arc<str>,
+    path: String,
+    outcome: Outcome,
 }
 
 pub async fn scan_workspace(session: Arc<Session>, client_token: Option<ProgressToken>) -> Result<Value> {
@@ -86,11 +101,19 @@ pub async fn scan_workspace(session: Arc<Session>, client_token: Option<Progress
 
     let (mut done, mut skipped, mut findings) = (0usize, 0usize, 0usize);
     let mut last_report = Instant::now();
+    let batch_files = session.engine().routing().batch_max_files;
+    let mut pending: Vec<Pending> = Vec::new();
     // Ends when every job has reported or was dropped (superseded or cancelled).
     while let Some(result) = rx.recv().await {
         done += 1;
         match result {
             FileResult::Reviewed { findings: n } => findings += n,
+            FileResult::Pending(p) => {
+                pending.push(*p);
+                if pending.len() >= batch_files {
+                    findings += run_batch(&session, std::mem::take(&mut pending), &cancel).await;
+                }
+            }
             FileResult::Skipped => skipped += 1,
         }
         if let Some(p) = &progress {
@@ -100,6 +123,9 @@ pub async fn scan_workspace(session: Arc<Session>, client_token: Option<Progress
                 p.report_with_message(format!("{done}/{total} files"), pct, None).await;
             }
         }
+    }
+    if !pending.is_empty() {
+        findings += run_batch(&session, pending, &cancel).await;
     }
     let cancelled = cancel.is_cancelled();
     if let Some(key) = &token_key {
@@ -167,26 +193,66 @@ async fn scan_file(
         }
     };
     let (version, text) = (snapshot.version, snapshot.text);
-    let Some(mut outcome) =
-        run_blocking(engine.clone(), language, text.clone(), Request::default(), token.clone()).await
+    let Some(outcome) = run_blocking(engine.clone(), language, text.clone(), Request::default(), token.clone()).await
     else {
         return;
     };
     session.totals().record(&outcome);
-    if !outcome.jobs.is_empty()
-        && run_llm(&session, &engine, &uri, language, &text, &mut outcome, &token).await.is_none()
-    {
+    let version = open.then_some(version);
+    publish_scanned(&session, &uri, version, language, &text, &outcome).await;
+    if outcome.jobs.is_empty() {
+        let _ = tx.send(FileResult::Reviewed { findings: outcome.findings.len() });
         return;
     }
-    let n = outcome.findings.len();
-    match open {
-        true => publish_if_current(&session, uri, version, &outcome).await,
-        false => {
+    let root = session.info().root;
+    let shown = root.as_deref().and_then(|r| path.strip_prefix(r).ok()).unwrap_or(&path).to_string_lossy().into_owned();
+    let _ = tx.send(FileResult::Pending(Box::new(Pending { uri, version, language, text, path: shown, outcome })));
+}
+
+/// Publishes a scanned file's findings: through the version check for an open document,
+/// or unversioned for a file read from disk.
+async fn publish_scanned(
+    session: &Session,
+    uri: &Uri,
+    version: Option<i32>,
+    language: Language,
+    text: &str,
+    outcome: &Outcome,
+) {
+    match version {
+        Some(version) => publish_if_current(session, uri.clone(), version, outcome).await,
+        None => {
             let enc = session.info().encoding;
-            let doc = TextDocument::new(&text, 0, Some(language));
+            let doc = TextDocument::new(text, 0, Some(language));
             let diagnostics = outcome.findings.iter().map(|f| to_diagnostic(&doc, f, enc)).collect();
-            session.client.publish_diagnostics(uri, diagnostics, None).await;
+            session.client.publish_diagnostics(uri.clone(), diagnostics, None).await;
         }
     }
-    let _ = tx.send(FileResult::Reviewed { findings: n });
+}
+
+/// Sends the LLM jobs of several scanned files in shared calls (per agent), then publishes
+/// each file's combined findings. Returns how many findings those files have now.
+async fn run_batch(session: &Arc<Session>, mut files: Vec<Pending>, cancel: &CancellationToken) -> usize {
+    let engine = session.engine();
+    let work: Vec<FileWork> = files
+        .iter_mut()
+        .map(|p| FileWork {
+            path: p.path.clone(),
+            text: p.text.clone(),
+            language: p.language,
+            jobs: std::mem::take(&mut p.outcome.jobs),
+        })
+        .collect();
+    let report = llm_agents::run(engine.routing(), engine.cache().map(|c| &**c), &work, cancel).await;
+    session.totals().record_calls(&report.calls);
+    let mut total = 0;
+    for (mut p, result) in files.into_iter().zip(report.files) {
+        engine.complete(&Source { language: p.language, text: &p.text }, &mut p.outcome, result);
+        if let Some(why) = p.outcome.llm_unavailable.first() {
+            session.warn_llm_once(why).await;
+        }
+        publish_scanned(session, &p.uri, p.version, p.language, &p.text, &p.outcome).await;
+        total += p.outcome.findings.len();
+    }
+    total
 }

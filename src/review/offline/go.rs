@@ -11,7 +11,19 @@ use crate::review::finding::Category::*;
 use crate::review::finding::Fix;
 use crate::review::finding::Severity::*;
 
-pub(super) static SPEC: Spec = Spec { rules: RULES, visit };
+pub(super) static SPEC: Spec = Spec { rules: RULES, anchors: ANCHORS, visit };
+
+/// The node kinds `visit` handles.
+const ANCHORS: &[&str] = &[
+    "call_expression",
+    "keyed_element",
+    "assignment_statement",
+    "defer_statement",
+    "if_statement",
+    "binary_expression",
+    "function_declaration",
+    "method_declaration",
+];
 
 #[rustfmt::skip]
 pub(super) const RULES: &[RuleInfo] = &[
@@ -66,7 +78,7 @@ fn visit(node: Node<'_>, src: &str, out: &mut Report) {
                 out.add("exported-no-comment", exported_no_comment(node, name, recv, src));
             }
         }
-        _ => {}
+        kind => debug_assert!(false, "`{kind}` is in ANCHORS but has no matcher"),
     }
 }
 

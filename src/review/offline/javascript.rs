@@ -34,8 +34,19 @@ js_rules! {
     (Maintainability, "maintainability", "var", Info, false, "var is function-scoped and hoisted; use let or const"),
 }
 
-pub(super) static JS_SPEC: Spec = Spec { rules: JS_RULES, visit };
-pub(super) static TS_SPEC: Spec = Spec { rules: TS_RULES, visit };
+pub(super) static JS_SPEC: Spec = Spec { rules: JS_RULES, anchors: ANCHORS, visit };
+pub(super) static TS_SPEC: Spec = Spec { rules: TS_RULES, anchors: ANCHORS, visit };
+
+/// The node kinds `visit` handles.
+const ANCHORS: &[&str] = &[
+    "call_expression",
+    "new_expression",
+    "assignment_expression",
+    "augmented_assignment_expression",
+    "binary_expression",
+    "debugger_statement",
+    "variable_declaration",
+];
 
 const TYPEOF_RESULTS: [&str; 8] =
     ["undefined", "object", "boolean", "number", "string", "function", "symbol", "bigint"];
@@ -81,7 +92,7 @@ fn visit(node: Node<'_>, src: &str, out: &mut Report) {
             Some(Verdict::new(node, "remove the debugger statement").with_fix(delete_if_alone(src, node))),
         ),
         "variable_declaration" => out.add("var", var(node)),
-        _ => {}
+        kind => debug_assert!(false, "`{kind}` is in ANCHORS but has no matcher"),
     }
 }
 

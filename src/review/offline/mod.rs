@@ -1,9 +1,10 @@
 //! Owns the built-in offline reviewer: tree-sitter rules, one file per language, grouped by
 //! agent (category). It needs no key and no network, and it is the default agent.
 //!
-//! Each language contributes a rule table and a `visit` function. One pre-order walk over a
-//! chunk calls `visit` on every named node that starts inside the chunk; `visit` dispatches
-//! on the node's kind to the matchers of the rules anchored at that kind. A matcher checks
+//! Each language contributes a rule table, the node kinds its rules are anchored at, and a
+//! `visit` function. One pre-order walk over a chunk calls `visit` on every node of those
+//! kinds that starts inside the chunk; `visit` dispatches on the node's kind to the matchers
+//! of the rules anchored there. A matcher checks
 //! the shape of the node in Rust (what a tree-sitter query pattern used to describe) and
 //! then makes the final call, because precision matters more than recall here. Nothing is
 //! compiled: tree-sitter query compilation cost tens of milliseconds per grammar, which
@@ -68,40 +69,73 @@ pub fn review(lang: Language, agent: Category, tree: &Tree, source: &str, ranges
     }
     LAST.with(|cell| {
         let mut last = cell.borrow_mut();
-        let hit = last.as_ref().is_some_and(|m| m.lang == lang && m.ranges == ranges && m.source == source);
+        let key = MemoKey::new(lang, tree, source);
+        let hit = last.as_ref().is_some_and(|m| m.key == key && m.ranges == ranges);
         if !hit {
             let findings = review_all(lang, tree, source, ranges);
-            let mut buf = last.take().map(|m| m.source).unwrap_or_default();
-            buf.clear();
-            buf.push_str(source);
-            *last = Some(Memo { lang, source: buf, ranges: ranges.to_vec(), findings });
+            // Dropping the previous memo first lets its tree go before this one is pinned.
+            *last = None;
+            *last = Some(Memo { key, _pin: tree.clone(), ranges: ranges.to_vec(), findings });
         }
         let findings = last.as_ref().map_or(&[][..], |m| &m.findings[..]);
         findings.iter().filter(|f| f.category == agent).cloned().collect()
     })
 }
 
-/// Prepares `lang`'s rules ahead of the first review. The rules are plain Rust over the
-/// parse tree, with no queries to compile, so all that is left is building the shared rule
-/// table (microseconds); the server may still call this at start-up, it is just cheap now.
-pub fn warm_up(_lang: Language) {
-    let _ = rules();
+/// Prepares `lang`'s rules ahead of the first review: builds the table of node kinds the
+/// rules look at (microseconds; there are no queries to compile). The server calls it at
+/// start-up; the first review would otherwise build it.
+pub fn warm_up(lang: Language) {
+    let _ = (rules(), anchor_table(lang));
 }
 
-/// The inputs and findings of the last `review` on this thread. The key is the source text
-/// itself, not the tree, so a different tree at a reused address can never hit.
+/// The inputs and findings of the last `review` on this thread.
 struct Memo {
-    lang: Language,
-    source: String,
+    key: MemoKey,
+    /// Keeps the tree's nodes alive, so no other tree can put a node at an address the key
+    /// holds while the memo may answer for it (and editing the caller's tree copies those
+    /// nodes instead of changing them in place).
+    _pin: Tree,
     ranges: Vec<Range<usize>>,
     findings: Vec<Finding>,
+}
+
+/// Identifies a (tree, text) pair in constant time: comparing or copying the whole text
+/// cost O(file size) per call, several calls per chunk, up to 6% of a scan's instructions.
+///
+/// Node ids are addresses. The root's id is the address of the `Tree` value, which the pin
+/// (a clone) does not keep; its first child's id points into the root node's memory, which
+/// the pin does keep. Only an incremental reparse could build another tree around that same
+/// child, and it would also need the memo tree's address and text address to match:
+/// `syntax::parse` never reparses incrementally.
+#[derive(PartialEq, Eq)]
+struct MemoKey {
+    lang: Language,
+    root: usize,
+    /// `None` for a root without children, which gives no findings anyway.
+    first: Option<usize>,
+    text: *const u8,
+    len: usize,
+}
+
+impl MemoKey {
+    fn new(lang: Language, tree: &Tree, source: &str) -> Self {
+        let root = tree.root_node();
+        MemoKey {
+            lang,
+            root: root.id(),
+            first: root.child(0).map(|n| n.id()),
+            text: source.as_ptr(),
+            len: source.len(),
+        }
+    }
 }
 
 /// Every category's findings for one chunk, sorted by position.
 fn review_all(lang: Language, tree: &Tree, source: &str, ranges: &[Range<usize>]) -> Vec<Finding> {
     let spec = spec(lang);
     let mut report = Report::default();
-    walk(tree, &merged(ranges, source.len()), |node| (spec.visit)(node, source, &mut report));
+    walk(tree, &merged(ranges, source.len()), anchor_table(lang), |node| (spec.visit)(node, source, &mut report));
     let mut findings: Vec<Finding> = report
         .found
         .into_iter()
@@ -143,11 +177,11 @@ fn merged(ranges: &[Range<usize>], len: usize) -> Vec<Range<usize>> {
     out
 }
 
-/// Calls `visit` on every named node that starts inside `ranges` (sorted and disjoint), in
-/// pre-order. Pre-order visits nodes by non-decreasing start byte, so the current range
-/// only ever moves forward; subtrees that end before it are skipped whole, and the walk
-/// stops at the first node past the last range.
-fn walk<'t>(tree: &'t Tree, ranges: &[Range<usize>], mut visit: impl FnMut(Node<'t>)) {
+/// Calls `visit` on every node that starts inside `ranges` (sorted and disjoint) and whose
+/// kind id is marked in `wanted`, in pre-order. Pre-order visits nodes by non-decreasing
+/// start byte, so the current range only ever moves forward; subtrees that end before it
+/// are skipped whole, and the walk stops at the first node past the last range.
+fn walk<'t>(tree: &'t Tree, ranges: &[Range<usize>], wanted: &[bool], mut visit: impl FnMut(Node<'t>)) {
     let mut cursor = tree.walk();
     let mut current = 0;
     loop {
@@ -158,7 +192,7 @@ fn walk<'t>(tree: &'t Tree, ranges: &[Range<usize>], mut visit: impl FnMut(Node<
         }
         let Some(range) = ranges.get(current) else { return };
         let inside = start >= range.start;
-        if inside && node.is_named() {
+        if inside && wanted.get(usize::from(node.kind_id())).copied().unwrap_or(false) {
             visit(node);
         }
         // A node that starts before the range can still hold nodes that start inside it.
@@ -176,6 +210,8 @@ fn walk<'t>(tree: &'t Tree, ranges: &[Range<usize>], mut visit: impl FnMut(Node<
 /// What a language plugs into the engine.
 struct Spec {
     rules: &'static [RuleInfo],
+    /// The named node kinds `visit` has matchers for; the walk hands it no other node.
+    anchors: &'static [&'static str],
     /// Runs the rules anchored at `node` (a named node starting inside the chunk) and adds
     /// their verdicts to the report, under the rule's short name.
     visit: for<'t> fn(node: Node<'t>, src: &str, out: &mut Report),
@@ -188,6 +224,37 @@ fn spec(lang: Language) -> &'static Spec {
         Language::TypeScript | Language::Tsx => &javascript::TS_SPEC,
         Language::Rust => &rust::SPEC,
         Language::Go => &go::SPEC,
+    }
+}
+
+/// Per kind id of `lang`'s grammar, whether it is one of the spec's anchor kinds. The walk
+/// asks this of every node, and a kind id lookup is far cheaper than `Node::kind`, which
+/// converts and checks a C string each time.
+fn anchor_table(lang: Language) -> &'static [bool] {
+    fn build(lang: Language) -> Vec<bool> {
+        let grammar = lang.grammar();
+        let anchors = spec(lang).anchors;
+        // Every id with an anchor's name: aliases can give one name several ids.
+        (0..grammar.node_kind_count())
+            .map(|id| {
+                let id = id as u16;
+                grammar.node_kind_is_named(id) && grammar.node_kind_for_id(id).is_some_and(|k| anchors.contains(&k))
+            })
+            .collect()
+    }
+    static PY: LazyLock<Vec<bool>> = LazyLock::new(|| build(Language::Python));
+    static JS: LazyLock<Vec<bool>> = LazyLock::new(|| build(Language::JavaScript));
+    static TS: LazyLock<Vec<bool>> = LazyLock::new(|| build(Language::TypeScript));
+    static TSX: LazyLock<Vec<bool>> = LazyLock::new(|| build(Language::Tsx));
+    static RS: LazyLock<Vec<bool>> = LazyLock::new(|| build(Language::Rust));
+    static GO: LazyLock<Vec<bool>> = LazyLock::new(|| build(Language::Go));
+    match lang {
+        Language::Python => &PY,
+        Language::JavaScript => &JS,
+        Language::TypeScript => &TS,
+        Language::Tsx => &TSX,
+        Language::Rust => &RS,
+        Language::Go => &GO,
     }
 }
 

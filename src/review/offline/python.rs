@@ -11,7 +11,22 @@ use crate::review::finding::Category::*;
 use crate::review::finding::Fix;
 use crate::review::finding::Severity::*;
 
-pub(super) static SPEC: Spec = Spec { rules: RULES, visit };
+pub(super) static SPEC: Spec = Spec { rules: RULES, anchors: ANCHORS, visit };
+
+/// The node kinds `visit` handles.
+pub(super) const ANCHORS: &[&str] = &[
+    "call",
+    "assignment",
+    "keyword_argument",
+    "default_parameter",
+    "typed_default_parameter",
+    "comparison_operator",
+    "except_clause",
+    "assert_statement",
+    "import_from_statement",
+    "function_definition",
+    "class_definition",
+];
 
 #[rustfmt::skip]
 pub(super) const RULES: &[RuleInfo] = &[
@@ -59,7 +74,7 @@ fn visit(node: Node<'_>, src: &str, out: &mut Report) {
         "assert_statement" => out.add("assert-tuple", assert_tuple(node, src)),
         "import_from_statement" => out.add("star-import", star_import(node)),
         "function_definition" | "class_definition" => out.add("missing-docstring", missing_docstring(node, src)),
-        _ => {}
+        kind => debug_assert!(false, "`{kind}` is in ANCHORS but has no matcher"),
     }
 }
 

@@ -11,7 +11,10 @@ use crate::review::finding::Category::*;
 use crate::review::finding::Fix;
 use crate::review::finding::Severity::*;
 
-pub(super) static SPEC: Spec = Spec { rules: RULES, visit };
+pub(super) static SPEC: Spec = Spec { rules: RULES, anchors: ANCHORS, visit };
+
+/// The node kinds `visit` handles.
+const ANCHORS: &[&str] = &["unsafe_block", "binary_expression", "call_expression", "macro_invocation", "function_item"];
 
 #[rustfmt::skip]
 pub(super) const RULES: &[RuleInfo] = &[
@@ -47,7 +50,7 @@ fn visit(node: Node<'_>, src: &str, out: &mut Report) {
             }
         }
         "function_item" => out.add("missing-safety-doc", missing_safety_doc(node, src)),
-        _ => {}
+        kind => debug_assert!(false, "`{kind}` is in ANCHORS but has no matcher"),
     }
 }
 

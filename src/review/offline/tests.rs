@@ -66,6 +66,23 @@ fn memo_answers_each_category_and_notices_new_input() {
     assert_eq!(found.iter().map(|f| f.rule.as_str()).collect::<Vec<_>>(), ["python/security/exec"]);
 }
 
+/// The memo keys on the tree and the text's address, not its content, so a buffer rewritten
+/// in place and parsed again must still miss: the memo pins the old tree, so the new one
+/// cannot reuse its root's address.
+#[test]
+fn memo_misses_for_text_rewritten_in_place() {
+    let rules = |found: Vec<Finding>| found.into_iter().map(|f| f.rule).collect::<Vec<_>>();
+    let mut buf = String::from("x = eval(a)\n");
+    let (ptr, all) = (buf.as_ptr(), [0..buf.len()]);
+    let tree = crate::syntax::parse(Language::Python, &buf).unwrap();
+    assert_eq!(rules(review(Language::Python, Category::Security, &tree, &buf, &all)), ["python/security/eval"]);
+    drop(tree);
+    buf.replace_range(.., "x = exec(a)\n");
+    assert_eq!(buf.as_ptr(), ptr, "the test needs the text at the same address");
+    let tree = crate::syntax::parse(Language::Python, &buf).unwrap();
+    assert_eq!(rules(review(Language::Python, Category::Security, &tree, &buf, &all)), ["python/security/exec"]);
+}
+
 #[test]
 fn sql_detection() {
     assert!(looks_like_sql("SELECT * FROM users WHERE id = %s"));
@@ -92,21 +109,40 @@ fn ranges_are_clipped_sorted_and_joined() {
 }
 
 #[test]
-fn walk_visits_named_nodes_starting_in_ranges_in_order() {
+fn walk_visits_wanted_nodes_starting_in_ranges_in_order() {
     let src = "a = 1\ndef f():\n    b = 2\n    return b\nc = 3\n";
     let tree = crate::syntax::parse(Language::Python, src).unwrap();
+    let grammar = Language::Python.grammar();
+    let named: Vec<bool> = (0..grammar.node_kind_count()).map(|id| grammar.node_kind_is_named(id as u16)).collect();
     let body = src.find("    b").unwrap()..src.find("c =").unwrap();
     let mut seen = Vec::new();
-    walk(&tree, &merged(&[body.clone()], src.len()), |n| seen.push((n.kind(), n.start_byte())));
+    walk(&tree, &merged(&[body.clone()], src.len()), &named, |n| seen.push((n.kind(), n.start_byte())));
     assert!(seen.iter().all(|(_, start)| body.contains(start)), "{seen:?}");
     assert!(seen.windows(2).all(|w| w[0].1 <= w[1].1), "pre-order starts never decrease: {seen:?}");
     assert!(seen.iter().any(|(k, _)| *k == "return_statement"), "{seen:?}");
     assert!(!seen.iter().any(|(k, _)| *k == "function_definition"), "starts before the range: {seen:?}");
     let mut all = 0;
-    walk(&tree, &merged(&[0..src.len()], src.len()), |_| all += 1);
+    walk(&tree, &merged(&[0..src.len()], src.len()), &named, |_| all += 1);
     let mut cursor = tree.walk();
-    let named = count_named(&mut cursor);
-    assert_eq!(all, named, "a whole-file range visits every named node once");
+    assert_eq!(all, count_named(&mut cursor), "a whole-file range visits every named node once");
+    let mut assignments = 0;
+    walk(&tree, &merged(&[0..src.len()], src.len()), anchor_table(Language::Python), |n| {
+        assert!(python::ANCHORS.contains(&n.kind()), "{}", n.kind());
+        assignments += usize::from(n.kind() == "assignment");
+    });
+    assert_eq!(assignments, 3);
+}
+
+#[test]
+fn every_anchor_kind_is_a_named_kind_of_its_grammars() {
+    for lang in Language::ALL {
+        let grammar = lang.grammar();
+        for kind in spec(lang).anchors {
+            assert_ne!(grammar.id_for_node_kind(kind, true), 0, "{lang:?} has no `{kind}` nodes");
+        }
+        let marked = anchor_table(lang).iter().filter(|m| **m).count();
+        assert!(marked >= spec(lang).anchors.len(), "{lang:?}: {marked} kind ids marked");
+    }
 }
 
 fn count_named(cursor: &mut tree_sitter::TreeCursor<'_>) -> usize {

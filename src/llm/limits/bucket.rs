@@ -1,0 +1,455 @@
+//! Owns admission by rate: a token bucket for one key (a provider endpoint, a user, a tenant)
+//! that meters **requests per minute** and **tokens per minute** with a burst, caps the calls in
+//! flight, and queues waiters by [`Priority`] so that under scarcity the active file goes first.
+//!
+//! Written by hand rather than with `governor`: governor cannot change a quota at run time (a
+//! new limiter would forget what was already spent), and adaptive throttling changes the rate on
+//! every 429. It also has no priority queue, no cap on calls in flight, and no way to correct a
+//! token estimate after the call, all of which this needs.
+//!
+//! Semantics:
+//! - Each dimension refills continuously at `rate × scale` and holds at most its burst. A
+//!   call needs one request and its estimated tokens; a call estimated above the token burst
+//!   is admitted once the bucket is full and drives it negative, rather than never.
+//! - Waiters are served strictly by `(priority, arrival)`: only the head of the queue may take,
+//!   so a workspace call never takes tokens while an active one waits, and an active call that
+//!   arrives during a scan waits at most for what was already admitted (one refill interval,
+//!   or one call in flight to finish).
+//! - `0` for a rate or a cap means "no limit" in that dimension (local servers).
+//! - Levels may go negative after [`Bucket::correct`] when a call used more than estimated;
+//!   later calls then wait longer, which is what the vendor's own meter will do too.
+
+use std::collections::BTreeMap;
+use std::pin::pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+/// Who is waiting, most urgent first (the derived order is the service order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Priority {
+    /// The file the user is looking at.
+    Active,
+    /// Other files open in the editor.
+    Open,
+    /// The workspace scan.
+    Workspace,
+}
+
+impl Priority {
+    pub const ALL: [Priority; 3] = [Priority::Active, Priority::Open, Priority::Workspace];
+}
+
+/// The limits of one bucket; `0` disables a dimension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rates {
+    pub requests_per_minute: u32,
+    /// Requests that may go at once after a quiet period. The token burst covers the same span
+    /// of time (`tokens_per_minute × burst / requests_per_minute`), so the two stay in step.
+    pub burst: u32,
+    pub tokens_per_minute: u64,
+    pub max_in_flight: u32,
+}
+
+/// With no request rate, the token burst is this many seconds of token refill.
+const TOKEN_WINDOW_WITHOUT_RPM: f64 = 5.0;
+/// Float slack when comparing a refilled level with what a call needs.
+const EPSILON: f64 = 1e-6;
+
+/// A bucket; clones share it.
+#[derive(Clone)]
+pub struct Bucket {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    state: Mutex<State>,
+    /// Woken whenever the head of the queue may have changed or gained room.
+    notify: Notify,
+}
+
+struct State {
+    rates: Rates,
+    /// The throttle's share of `rates`, in (0, 1].
+    scale: f64,
+    paused_until: Option<Instant>,
+    requests: f64,
+    tokens: f64,
+    refilled_at: Instant,
+    in_flight: u32,
+    /// `(priority, arrival)` → estimated tokens; the first entry is the head.
+    waiters: BTreeMap<(Priority, u64), u64>,
+    next_seq: u64,
+    admitted: u64,
+    total_wait: Duration,
+}
+
+/// What stops the head of the queue right now.
+enum Wait {
+    Ready,
+    For(Duration),
+    /// All in-flight slots are taken: wait until one is released.
+    Slot,
+}
+
+/// How the limiter stands, for stats.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BucketSnapshot {
+    pub rate_percent: u32,
+    pub requests_per_minute: u32,
+    pub tokens_per_minute: u64,
+    pub available_requests: f64,
+    pub available_tokens: f64,
+    pub in_flight: u32,
+    pub waiting_active: usize,
+    pub waiting_open: usize,
+    pub waiting_workspace: usize,
+    pub admitted: u64,
+    pub total_wait_ms: u64,
+    pub paused_for_ms: u64,
+}
+
+/// A taken slot: the call is in flight until this is dropped.
+#[must_use = "dropping the admission ends the call's in-flight slot"]
+pub struct Admission {
+    inner: Arc<Inner>,
+    waited: Duration,
+}
+
+impl Admission {
+    /// How long the caller queued before being admitted.
+    pub fn waited(&self) -> Duration {
+        self.waited
+    }
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        let mut st = self.inner.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.in_flight = st.in_flight.saturating_sub(1);
+        let limited = st.rates.max_in_flight > 0;
+        drop(st);
+        if limited {
+            self.inner.notify.notify_waiters();
+        }
+    }
+}
+
+impl State {
+    fn per_sec(per_minute: f64, scale: f64) -> Option<f64> {
+        (per_minute > 0.0).then(|| per_minute * scale / 60.0)
+    }
+
+    fn request_rate(&self) -> Option<f64> {
+        State::per_sec(f64::from(self.rates.requests_per_minute), self.scale)
+    }
+
+    fn token_rate(&self) -> Option<f64> {
+        State::per_sec(self.rates.tokens_per_minute as f64, self.scale)
+    }
+
+    fn request_cap(&self) -> f64 {
+        (f64::from(self.rates.burst.max(1)) * self.scale).max(1.0)
+    }
+
+    fn token_cap(&self) -> f64 {
+        let Some(rate) = self.token_rate() else { return f64::INFINITY };
+        let window = match self.request_rate() {
+            Some(r) => self.request_cap() / r,
+            None => TOKEN_WINDOW_WITHOUT_RPM,
+        };
+        (rate * window).max(1.0)
+    }
+
+    fn refill(&mut self, now: Instant) {
+        let dt = now.saturating_duration_since(self.refilled_at).as_secs_f64();
+        self.refilled_at = now;
+        if let Some(rate) = self.request_rate() {
+            self.requests = (self.requests + rate * dt).min(self.request_cap());
+        }
+        if let Some(rate) = self.token_rate() {
+            self.tokens = (self.tokens + rate * dt).min(self.token_cap());
+        }
+    }
+
+    fn token_need(&self, tokens: u64) -> f64 {
+        (tokens as f64).min(self.token_cap())
+    }
+
+    /// What keeps a call of `tokens` from being admitted now (queue order aside).
+    fn wait(&self, tokens: u64, now: Instant) -> Wait {
+        if self.rates.max_in_flight > 0 && self.in_flight >= self.rates.max_in_flight {
+            return Wait::Slot;
+        }
+        let mut wait = self.paused_until.map_or(Duration::ZERO, |p| p.saturating_duration_since(now));
+        if let Some(rate) = self.request_rate() {
+            wait = wait.max(secs(1.0 - self.requests, rate));
+        }
+        if let Some(rate) = self.token_rate() {
+            wait = wait.max(secs(self.token_need(tokens) - self.tokens, rate));
+        }
+        if wait.is_zero() { Wait::Ready } else { Wait::For(wait) }
+    }
+
+    fn take(&mut self, tokens: u64, waited: Duration) {
+        if self.request_rate().is_some() {
+            self.requests -= 1.0;
+        }
+        if self.token_rate().is_some() {
+            self.tokens -= tokens as f64;
+        }
+        self.in_flight += 1;
+        self.admitted += 1;
+        self.total_wait += waited;
+    }
+
+    /// Whether a caller of `priority` would have to queue behind someone.
+    fn anyone_ahead(&self, priority: Priority) -> bool {
+        self.waiters.keys().next().is_some_and(|(p, _)| *p <= priority)
+    }
+
+    fn clamp(&mut self) {
+        self.requests = self.requests.min(self.request_cap());
+        self.tokens = self.tokens.min(self.token_cap());
+    }
+}
+
+/// Seconds to refill `deficit` at `rate` per second, rounded up to the microsecond.
+fn secs(deficit: f64, rate: f64) -> Duration {
+    if deficit <= EPSILON { Duration::ZERO } else { Duration::from_micros((deficit / rate * 1e6).ceil() as u64) }
+}
+
+impl Bucket {
+    /// A bucket that starts full.
+    pub fn new(rates: Rates) -> Bucket {
+        let mut state = State {
+            rates,
+            scale: 1.0,
+            paused_until: None,
+            requests: 0.0,
+            tokens: 0.0,
+            refilled_at: Instant::now(),
+            in_flight: 0,
+            waiters: BTreeMap::new(),
+            next_seq: 0,
+            admitted: 0,
+            total_wait: Duration::ZERO,
+        };
+        state.requests = state.request_cap();
+        state.tokens = if state.token_rate().is_some() { state.token_cap() } else { 0.0 };
+        Bucket { inner: Arc::new(Inner { state: Mutex::new(state), notify: Notify::new() }) }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic elsewhere while holding the lock leaves consistent numbers; keep going.
+        self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Waits for a turn and takes one request and `tokens` estimated tokens. Cancel-safe: a
+    /// dropped future leaves the queue.
+    pub async fn acquire(&self, priority: Priority, tokens: u64) -> Admission {
+        let started = Instant::now();
+        let key = {
+            let mut st = self.lock();
+            st.next_seq += 1;
+            let key = (priority, st.next_seq);
+            st.waiters.insert(key, tokens);
+            let head = st.waiters.keys().next() == Some(&key);
+            drop(st);
+            if head {
+                // The old head may be sleeping for a refill it no longer gets first.
+                self.inner.notify.notify_waiters();
+            }
+            key
+        };
+        let mut queued = Queued { bucket: self, key: Some(key) };
+        loop {
+            let mut notified = pin!(self.inner.notify.notified());
+            notified.as_mut().enable();
+            let sleep_for = {
+                let mut st = self.lock();
+                let now = Instant::now();
+                st.refill(now);
+                if st.waiters.keys().next() != Some(&key) {
+                    None
+                } else {
+                    match st.wait(tokens, now) {
+                        Wait::Ready => {
+                            let waited = now - started;
+                            st.waiters.remove(&key);
+                            st.take(tokens, waited);
+                            queued.key = None;
+                            drop(st);
+                            // The next waiter is now the head.
+                            self.inner.notify.notify_waiters();
+                            return Admission { inner: self.inner.clone(), waited };
+                        }
+                        Wait::For(d) => Some(d),
+                        Wait::Slot => None,
+                    }
+                }
+            };
+            match sleep_for {
+                Some(d) => {
+                    tokio::select! {
+                        _ = notified => {}
+                        _ = tokio::time::sleep(d) => {}
+                    }
+                }
+                None => notified.await,
+            }
+        }
+    }
+
+    /// Takes a turn now if nobody of the same or higher priority is waiting and there is room;
+    /// otherwise says how long [`Bucket::acquire`] would likely wait, without queueing.
+    pub fn try_acquire(&self, priority: Priority, tokens: u64) -> Result<Admission, Duration> {
+        let mut st = self.lock();
+        let now = Instant::now();
+        st.refill(now);
+        if !st.anyone_ahead(priority) && matches!(st.wait(tokens, now), Wait::Ready) {
+            st.take(tokens, Duration::ZERO);
+            return Ok(Admission { inner: self.inner.clone(), waited: Duration::ZERO });
+        }
+        Err(estimate(&st, priority, tokens, now))
+    }
+
+    /// How long a caller of `priority` needing `tokens` would wait if it queued now: the same
+    /// figure as a Retry-After, for progress lines ("waiting 12 s for the rate limit"). An
+    /// estimate: calls in flight are assumed to finish in time.
+    pub fn estimate_wait(&self, priority: Priority, tokens: u64) -> Duration {
+        let mut st = self.lock();
+        let now = Instant::now();
+        st.refill(now);
+        estimate(&st, priority, tokens, now)
+    }
+
+    /// After the call: `actual - estimated` tokens (negative gives tokens back).
+    pub fn correct(&self, delta: i64) {
+        let mut st = self.lock();
+        if st.token_rate().is_none() || delta == 0 {
+            return;
+        }
+        st.refill(Instant::now());
+        st.tokens -= delta as f64;
+        st.clamp();
+        drop(st);
+        if delta < 0 {
+            self.inner.notify.notify_waiters();
+        }
+    }
+
+    /// Gives back the request and tokens of an admission that never made its call.
+    pub fn refund(&self, admission: Admission, tokens: u64) {
+        drop(admission);
+        let mut st = self.lock();
+        st.refill(Instant::now());
+        if st.request_rate().is_some() {
+            st.requests += 1.0;
+        }
+        if st.token_rate().is_some() {
+            st.tokens += tokens as f64;
+        }
+        st.clamp();
+        drop(st);
+        self.inner.notify.notify_waiters();
+    }
+
+    /// Changes the limits at run time; what was already spent stays spent.
+    pub fn set_rates(&self, rates: Rates) {
+        let mut st = self.lock();
+        st.refill(Instant::now());
+        let had_tokens = st.token_rate().is_some();
+        st.rates = rates;
+        if !had_tokens && st.token_rate().is_some() {
+            st.tokens = st.token_cap();
+        }
+        st.clamp();
+        drop(st);
+        self.inner.notify.notify_waiters();
+    }
+
+    /// The throttle's share of the configured rates, in (0, 1].
+    pub fn set_scale(&self, scale: f64) {
+        let scale = scale.clamp(0.01, 1.0);
+        let mut st = self.lock();
+        if (st.scale - scale).abs() < f64::EPSILON {
+            return;
+        }
+        st.refill(Instant::now());
+        st.scale = scale;
+        st.clamp();
+        drop(st);
+        self.inner.notify.notify_waiters();
+    }
+
+    /// Admits nobody before `until` (a vendor's Retry-After or limit reset). Only extends.
+    pub fn pause_until(&self, until: Instant) {
+        let mut st = self.lock();
+        if st.paused_until.is_some_and(|p| p >= until) {
+            return;
+        }
+        st.paused_until = Some(until);
+        drop(st);
+        self.inner.notify.notify_waiters();
+    }
+
+    pub fn snapshot(&self) -> BucketSnapshot {
+        let mut st = self.lock();
+        let now = Instant::now();
+        st.refill(now);
+        let waiting = |p: Priority| st.waiters.keys().filter(|(q, _)| *q == p).count();
+        BucketSnapshot {
+            rate_percent: (st.scale * 100.0).round() as u32,
+            requests_per_minute: st.rates.requests_per_minute,
+            tokens_per_minute: st.rates.tokens_per_minute,
+            available_requests: if st.request_rate().is_some() { st.requests } else { f64::INFINITY },
+            available_tokens: if st.token_rate().is_some() { st.tokens } else { f64::INFINITY },
+            in_flight: st.in_flight,
+            waiting_active: waiting(Priority::Active),
+            waiting_open: waiting(Priority::Open),
+            waiting_workspace: waiting(Priority::Workspace),
+            admitted: st.admitted,
+            total_wait_ms: st.total_wait.as_millis() as u64,
+            paused_for_ms: st.paused_until.map_or(0, |p| p.saturating_duration_since(now).as_millis() as u64),
+        }
+    }
+}
+
+/// The wait of a newcomer: everyone ahead of it (same or higher priority) is served first,
+/// then it; the slowest dimension decides.
+fn estimate(st: &State, priority: Priority, tokens: u64, now: Instant) -> Duration {
+    let ahead: Vec<u64> = st.waiters.iter().filter(|((p, _), _)| *p <= priority).map(|(_, t)| *t).collect();
+    let mut wait = st.paused_until.map_or(Duration::ZERO, |p| p.saturating_duration_since(now));
+    if let Some(rate) = st.request_rate() {
+        wait = wait.max(secs(ahead.len() as f64 + 1.0 - st.requests, rate));
+    }
+    if let Some(rate) = st.token_rate() {
+        let need: f64 = ahead.iter().map(|t| *t as f64).sum::<f64>() + st.token_need(tokens);
+        wait = wait.max(secs(need - st.tokens, rate));
+    }
+    wait
+}
+
+/// Leaves the queue when an `acquire` is dropped before its turn.
+struct Queued<'a> {
+    bucket: &'a Bucket,
+    key: Option<(Priority, u64)>,
+}
+
+impl Drop for Queued<'_> {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take() {
+            self.bucket.lock().waiters.remove(&key);
+            self.bucket.inner.notify.notify_waiters();
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "tests/bucket.rs"]
+mod tests;

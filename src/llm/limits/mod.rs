@@ -1,0 +1,490 @@
+//! Owns behaving well under a vendor's limits: the [`Gate`] every LLM call goes through, and the
+//! state machines behind it, each in its own module and deterministic under tokio's paused clock:
+//!
+//! - [`bucket`]: requests/min and tokens/min per key, calls in flight, priority queue;
+//! - [`throttle`]: stepping the rate down on 429s and back up, pausing on the vendor's word;
+//! - [`breaker`]: failing fast while a vendor is down, probing once to see it back;
+//! - [`retry`]: backoff with full jitter for retryable errors, the quota latch;
+//! - [`budget`]: the daily spend cap per workspace.
+//!
+//! One call through [`Gate::run`]: budget check → quota latch → breaker → limiters (user,
+//! tenant, endpoint; by priority) → the HTTP attempt → its outcome into the breaker, throttle,
+//! token correction and budget → retry per policy. The Gate knows nothing of LSP or reviews:
+//! the caller maps [`GateError`] to "skip the LLM agents", and tells the user when an error's
+//! `tell_user` is set.
+
+// `GateError::Llm` carries an `LlmError`, which is large (see `llm/mod.rs`).
+#![allow(clippy::result_large_err)]
+
+pub mod breaker;
+pub mod bucket;
+pub mod budget;
+pub mod retry;
+pub mod throttle;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+pub use breaker::{Breaker, BreakerOpen, BreakerSettings, BreakerSnapshot, BreakerState, Outcome};
+pub use bucket::{Admission, Bucket, BucketSnapshot, Priority, Rates};
+pub use budget::{
+    Budget, BudgetSettings, BudgetSnapshot, BudgetStore, Clock, Day, MemoryBudgetStore, OverBudget, Price, Remaining,
+    Spent,
+};
+pub use retry::{Classify, QuotaLatch, RetryError, RetryPolicy, Verdict};
+pub use throttle::{Throttle, ThrottleSettings};
+
+use super::{Completion, Endpoint, LlmError};
+
+/// `[limits]` settings. `0` for a rate means no limit (e.g. a local server).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LimitSettings {
+    /// Per provider endpoint (vendor, base URL and model).
+    pub requests_per_minute: u32,
+    pub tokens_per_minute: u64,
+    /// Requests an endpoint may send at once after a quiet spell. Kept small: vendors enforce
+    /// per-minute limits over shorter slices, so a full minute's burst would earn a 429.
+    pub burst: u32,
+    /// Calls in flight per endpoint.
+    pub max_concurrency: u32,
+    /// Who the per-user limit applies to; default the OS user (`$USER`, `$LOGNAME`).
+    pub user: Option<String>,
+    pub per_user_requests_per_minute: u32,
+    pub per_user_burst: u32,
+    pub tenant: Option<String>,
+    pub per_tenant_requests_per_minute: u32,
+    pub per_tenant_burst: u32,
+    /// Consecutive failures that open the breaker.
+    pub breaker_failures: u32,
+    /// ...or this failure rate over the window, once it holds `breaker_min_calls` calls.
+    pub breaker_window_secs: u64,
+    pub breaker_min_calls: u32,
+    pub breaker_failure_percent: u32,
+    pub breaker_open_secs: u64,
+    /// Repeated openings double the open time up to this.
+    pub breaker_max_open_secs: u64,
+    /// Attempts per call in all, the first included.
+    pub retry_attempts: u32,
+    pub retry_base_delay_ms: u64,
+    pub retry_max_delay_ms: u64,
+    /// The throttle steps back up after this many successes in a row...
+    pub throttle_recover_successes: u32,
+    /// ...and this long without a 429.
+    pub throttle_quiet_secs: u64,
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        LimitSettings {
+            requests_per_minute: 60,
+            tokens_per_minute: 100_000,
+            burst: 5,
+            max_concurrency: 4,
+            user: None,
+            per_user_requests_per_minute: 100,
+            per_user_burst: 10,
+            tenant: None,
+            per_tenant_requests_per_minute: 0,
+            per_tenant_burst: 10,
+            breaker_failures: 5,
+            breaker_window_secs: 60,
+            breaker_min_calls: 10,
+            breaker_failure_percent: 50,
+            breaker_open_secs: 30,
+            breaker_max_open_secs: 300,
+            retry_attempts: 4,
+            retry_base_delay_ms: 500,
+            retry_max_delay_ms: 30_000,
+            throttle_recover_successes: 10,
+            throttle_quiet_secs: 10,
+        }
+    }
+}
+
+impl LimitSettings {
+    pub fn endpoint_rates(&self) -> Rates {
+        Rates {
+            requests_per_minute: self.requests_per_minute,
+            burst: self.burst,
+            tokens_per_minute: self.tokens_per_minute,
+            max_in_flight: self.max_concurrency,
+        }
+    }
+
+    fn user_rates(&self) -> Rates {
+        Rates {
+            requests_per_minute: self.per_user_requests_per_minute,
+            burst: self.per_user_burst,
+            tokens_per_minute: 0,
+            max_in_flight: 0,
+        }
+    }
+
+    fn tenant_rates(&self) -> Rates {
+        let rpm = if self.tenant.is_some() { self.per_tenant_requests_per_minute } else { 0 };
+        Rates { requests_per_minute: rpm, burst: self.per_tenant_burst, tokens_per_minute: 0, max_in_flight: 0 }
+    }
+
+    pub fn breaker(&self) -> BreakerSettings {
+        BreakerSettings {
+            failures: self.breaker_failures,
+            window: Duration::from_secs(self.breaker_window_secs),
+            min_calls: self.breaker_min_calls,
+            failure_percent: self.breaker_failure_percent,
+            open: Duration::from_secs(self.breaker_open_secs),
+            max_open: Duration::from_secs(self.breaker_max_open_secs.max(self.breaker_open_secs)),
+        }
+    }
+
+    pub fn throttle(&self) -> ThrottleSettings {
+        ThrottleSettings {
+            recover_after: self.throttle_recover_successes,
+            quiet: Duration::from_secs(self.throttle_quiet_secs),
+        }
+    }
+
+    fn retry_policy(&self, seed: Option<u64>) -> RetryPolicy {
+        let (base, max) =
+            (Duration::from_millis(self.retry_base_delay_ms), Duration::from_millis(self.retry_max_delay_ms));
+        match seed {
+            Some(seed) => RetryPolicy::seeded(self.retry_attempts, base, max, seed),
+            None => RetryPolicy::new(self.retry_attempts, base, max),
+        }
+    }
+
+    /// The `user` setting, else the OS user.
+    pub fn resolved_user(&self) -> String {
+        self.user
+            .clone()
+            .or_else(|| ["USER", "LOGNAME", "USERNAME"].iter().find_map(|v| std::env::var(v).ok()))
+            .filter(|u| !u.trim().is_empty())
+            .unwrap_or_else(|| "unknown".to_owned())
+    }
+}
+
+/// Why [`Gate::run`] returned no completion.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum GateError {
+    /// The vendor is failing; skip the LLM agents (offline findings still publish).
+    #[error("LLM calls to {endpoint} are paused for {} s: the provider is failing", retry_in.as_secs_f64().ceil())]
+    BreakerOpen { endpoint: String, retry_in: Duration },
+    #[error(transparent)]
+    OverBudget(#[from] OverBudget),
+    /// The account is out of money; calls to it stop until tomorrow (UTC) or a settings change.
+    #[error(
+        "LLM calls to {endpoint} are stopped until tomorrow (UTC) or a settings change: the account's quota or credit is exhausted: {message}"
+    )]
+    QuotaStopped { endpoint: String, message: String, tell_user: bool },
+    /// The call failed for good (not retryable, or out of attempts).
+    #[error(transparent)]
+    Llm(#[from] LlmError),
+    #[error("the LLM call was cancelled")]
+    Cancelled,
+}
+
+impl GateError {
+    /// Whether this is news the user should see now (once per day / stop), rather than a
+    /// repeat of something already said.
+    pub fn tell_user(&self) -> bool {
+        match self {
+            GateError::OverBudget(o) => o.tell_user,
+            GateError::QuotaStopped { tell_user, .. } => *tell_user,
+            _ => false,
+        }
+    }
+}
+
+impl Classify for GateError {
+    fn verdict(&self) -> Verdict {
+        match self {
+            GateError::Llm(e) => e.verdict(),
+            _ => Verdict::Fail,
+        }
+    }
+}
+
+/// State changes the editor may want to show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GateEvent {
+    Breaker { endpoint: String, state: BreakerState },
+}
+
+/// For `review-lsp.showStats`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GateSnapshot {
+    pub user: String,
+    pub user_limiter: BucketSnapshot,
+    pub tenant: Option<String>,
+    pub endpoints: Vec<EndpointSnapshot>,
+    pub budget: Option<BudgetSnapshot>,
+    pub quota_stopped: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EndpointSnapshot {
+    pub endpoint: String,
+    pub limiter: BucketSnapshot,
+    pub breaker: BreakerSnapshot,
+}
+
+struct EndpointLimits {
+    key: String,
+    bucket: Bucket,
+    throttle: Mutex<Throttle>,
+    breaker: Breaker,
+}
+
+/// Every LLM call goes through one Gate (per workspace: the budget is per workspace).
+pub struct Gate {
+    settings: Mutex<LimitSettings>,
+    user: String,
+    user_bucket: Bucket,
+    tenant_bucket: Bucket,
+    endpoints: Mutex<HashMap<String, Arc<EndpointLimits>>>,
+    budget: Option<Arc<Budget>>,
+    quota: QuotaLatch,
+    retry: Mutex<Arc<RetryPolicy>>,
+    seed: Option<u64>,
+    clock: Clock,
+    events: broadcast::Sender<GateEvent>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Rate limits and breakers are per model at the vendor: `openai:gpt-4.1-mini@https://…/v1`.
+pub fn endpoint_key(endpoint: &Endpoint) -> String {
+    format!("{}:{}@{}", endpoint.kind, endpoint.model, endpoint.base_url.trim_end_matches('/'))
+}
+
+/// Money is per account: a quota error stops every model of `openai@https://…/v1`.
+pub fn account_key(endpoint: &Endpoint) -> String {
+    format!("{}@{}", endpoint.kind, endpoint.base_url.trim_end_matches('/'))
+}
+
+impl Gate {
+    pub fn new(settings: LimitSettings, budget: Option<Arc<Budget>>) -> Gate {
+        Gate::build(settings, budget, None, budget::system_clock())
+    }
+
+    /// Reproducible jitter and a movable day (tests).
+    pub fn for_tests(settings: LimitSettings, budget: Option<Arc<Budget>>, seed: u64, clock: Clock) -> Gate {
+        Gate::build(settings, budget, Some(seed), clock)
+    }
+
+    fn build(settings: LimitSettings, budget: Option<Arc<Budget>>, seed: Option<u64>, clock: Clock) -> Gate {
+        Gate {
+            user: settings.resolved_user(),
+            user_bucket: Bucket::new(settings.user_rates()),
+            tenant_bucket: Bucket::new(settings.tenant_rates()),
+            endpoints: Mutex::new(HashMap::new()),
+            budget,
+            quota: QuotaLatch::new(),
+            retry: Mutex::new(Arc::new(settings.retry_policy(seed))),
+            seed,
+            clock,
+            events: broadcast::channel(64).0,
+            settings: Mutex::new(settings),
+        }
+    }
+
+    /// Breaker state changes, for the editor.
+    pub fn subscribe(&self) -> broadcast::Receiver<GateEvent> {
+        self.events.subscribe()
+    }
+
+    pub fn budget(&self) -> Option<&Arc<Budget>> {
+        self.budget.as_ref()
+    }
+
+    fn today(&self) -> Day {
+        Day::of((self.clock)())
+    }
+
+    /// New settings at run time: rates change in place (nothing spent is forgotten), and a
+    /// provider stopped for quota is tried again (the user may have fixed the account).
+    pub fn set_settings(&self, settings: LimitSettings) {
+        self.user_bucket.set_rates(settings.user_rates());
+        self.tenant_bucket.set_rates(settings.tenant_rates());
+        for ep in lock(&self.endpoints).values() {
+            ep.bucket.set_rates(settings.endpoint_rates());
+            ep.breaker.set_settings(settings.breaker());
+            lock(&ep.throttle).set_settings(settings.throttle());
+        }
+        *lock(&self.retry) = Arc::new(settings.retry_policy(self.seed));
+        *lock(&self.settings) = settings;
+        self.quota.clear();
+    }
+
+    fn endpoint(&self, endpoint: &Endpoint) -> Arc<EndpointLimits> {
+        let key = endpoint_key(endpoint);
+        let mut map = lock(&self.endpoints);
+        if let Some(ep) = map.get(&key) {
+            return ep.clone();
+        }
+        let settings = lock(&self.settings).clone();
+        let events = self.events.clone();
+        let label = key.clone();
+        let breaker = Breaker::new(settings.breaker()).on_change(move |state| {
+            tracing::info!(endpoint = label.as_str(), ?state, "circuit breaker");
+            let _ = events.send(GateEvent::Breaker { endpoint: label.clone(), state });
+        });
+        let ep = Arc::new(EndpointLimits {
+            key: key.clone(),
+            bucket: Bucket::new(settings.endpoint_rates()),
+            throttle: Mutex::new(Throttle::new(settings.throttle())),
+            breaker,
+        });
+        map.insert(key, ep.clone());
+        ep
+    }
+
+    /// How long a call would wait for the limiters if it started now, like a Retry-After (for
+    /// "waiting 12 s for the rate limit"); zero when it would go at once.
+    pub fn wait_estimate(&self, endpoint: &Endpoint, priority: Priority, est_tokens: u64) -> Duration {
+        let ep = self.endpoint(endpoint);
+        [&self.user_bucket, &self.tenant_bucket, &ep.bucket]
+            .iter()
+            .map(|b| b.estimate_wait(priority, est_tokens))
+            .max()
+            .unwrap_or_default()
+    }
+
+    /// Makes one logical call: `call` sends one HTTP attempt and may be called again for a
+    /// retry. `est_tokens` is what the vendor will meter (prompt plus expected output); it is
+    /// corrected from `usage` afterwards.
+    pub async fn run<F, Fut>(
+        &self,
+        endpoint: &Endpoint,
+        priority: Priority,
+        est_tokens: u64,
+        cancel: &CancellationToken,
+        call: F,
+    ) -> Result<Completion, GateError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<Completion, LlmError>>,
+    {
+        let work = async {
+            if let Some(budget) = &self.budget {
+                budget.check()?;
+            }
+            let account = account_key(endpoint);
+            if let Some(message) = self.quota.stopped(&account, self.today()) {
+                return Err(GateError::QuotaStopped { endpoint: account, message, tell_user: false });
+            }
+            let ep = self.endpoint(endpoint);
+            let policy = lock(&self.retry).clone();
+            let model = endpoint.model.as_str();
+            // `call` runs only once an attempt is admitted; the Mutex lends it to each attempt.
+            let call = Mutex::new(call);
+            let result = policy.retry(|| self.attempt(&ep, model, priority, est_tokens, &call)).await;
+            match result {
+                Ok(completion) => Ok(completion),
+                Err(RetryError::Stop(GateError::Llm(LlmError::QuotaExhausted { message }))) => {
+                    let tell_user = self.quota.stop(&account, self.today(), &message);
+                    Err(GateError::QuotaStopped { endpoint: account, message, tell_user })
+                }
+                Err(e) => Err(e.into_inner()),
+            }
+        };
+        tokio::select! {
+            biased;
+            _ = cancel.cancelled() => Err(GateError::Cancelled),
+            result = work => result,
+        }
+    }
+
+    async fn attempt<F, Fut>(
+        &self,
+        ep: &EndpointLimits,
+        model: &str,
+        priority: Priority,
+        est_tokens: u64,
+        call: &Mutex<F>,
+    ) -> Result<Completion, GateError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<Completion, LlmError>>,
+    {
+        let open = |retry_in| GateError::BreakerOpen { endpoint: ep.key.clone(), retry_in };
+        let permit = ep.breaker.try_acquire(Instant::now()).map_err(|o| open(o.retry_in))?;
+        // User and tenant first: the endpoint admission holds an in-flight slot while we wait.
+        let _user = self.user_bucket.acquire(priority, est_tokens).await;
+        let _tenant = self.tenant_bucket.acquire(priority, est_tokens).await;
+        let admission = ep.bucket.acquire(priority, est_tokens).await;
+        if !permit.is_current() {
+            // The breaker opened while we queued: do not send, and give the turn back.
+            ep.bucket.refund(admission, est_tokens);
+            drop(permit);
+            let retry_in =
+                ep.breaker.open_until().map_or(Duration::ZERO, |u| u.saturating_duration_since(Instant::now()));
+            return Err(open(retry_in));
+        }
+        let admitted_at = Instant::now();
+        let attempt = (lock(call))();
+        let result = attempt.await;
+        // Recorded before the slot is released, so the next call admitted sees the new rate.
+        let now = Instant::now();
+        permit.record(Outcome::of(&result), now);
+        let mut throttle = lock(&ep.throttle);
+        match &result {
+            Ok(c) => {
+                let used = c.usage.prompt_tokens + c.usage.completion_tokens;
+                // Zero means the server did not say (some local servers): keep the estimate.
+                if used > 0 {
+                    ep.bucket.correct(used as i64 - est_tokens as i64);
+                }
+                throttle.on_success(&c.rate, now);
+                if let Some(budget) = &self.budget {
+                    budget.charge(c.usage, model);
+                }
+            }
+            Err(e @ LlmError::RateLimited { .. }) => {
+                throttle.on_rate_limited(admitted_at, throttle::pause_hint(e), now);
+            }
+            Err(_) => {}
+        }
+        ep.bucket.set_scale(throttle.factor());
+        if let Some(until) = throttle.paused_until() {
+            ep.bucket.pause_until(until);
+        }
+        drop(throttle);
+        drop(admission);
+        result.map_err(GateError::Llm)
+    }
+
+    pub fn snapshot(&self) -> GateSnapshot {
+        let now = Instant::now();
+        let mut endpoints: Vec<EndpointSnapshot> = lock(&self.endpoints)
+            .values()
+            .map(|ep| EndpointSnapshot {
+                endpoint: ep.key.clone(),
+                limiter: ep.bucket.snapshot(),
+                breaker: ep.breaker.snapshot(now),
+            })
+            .collect();
+        endpoints.sort_by(|a, b| a.endpoint.cmp(&b.endpoint));
+        GateSnapshot {
+            user: self.user.clone(),
+            user_limiter: self.user_bucket.snapshot(),
+            tenant: lock(&self.settings).tenant.clone(),
+            endpoints,
+            budget: self.budget.as_ref().map(|b| b.snapshot()),
+            quota_stopped: self.quota.stopped_keys(self.today()),
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "tests/gate.rs"]
+mod tests;
