@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::llm::limits::{BudgetSettings, LimitSettings};
 use crate::review::finding::{Category, Severity};
 
 pub const CONFIG_FILE_NAME: &str = "review-lsp.toml";
@@ -21,6 +22,10 @@ pub struct Config {
     pub llm: LlmSettings,
     /// Per-agent overrides of `[llm]`, e.g. a stronger model for security.
     pub agents: BTreeMap<Category, AgentOverride>,
+    /// Rate limits, breaker and retry for LLM calls.
+    pub limits: LimitSettings,
+    /// Daily spend cap for LLM calls.
+    pub budget: BudgetSettings,
     pub cache: CacheSettings,
     pub log: LogSettings,
 }

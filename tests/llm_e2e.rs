@@ -302,3 +302,21 @@ async fn the_server_scan_batches_files_into_shared_calls() {
     assert!(security[0].contains("File: app.py") && security[0].contains("File: util.py"));
     assert!(sent.iter().all(|b| !b.contains("PRIVATE-MARKER")), "ignored files stay out of the scan");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_quota_error_is_not_retried_and_offline_findings_remain() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(wiremock::ResponseTemplate::new(429).set_body_json(json!({
+            "error": {"message": "You exceeded your current quota", "type": "insufficient_quota", "code": "insufficient_quota"}
+        })))
+        .mount(&server)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("util.py"), "def _helper(expr):\n    return eval(expr)\n").unwrap();
+    let report = scan(dir.path(), &server).await;
+    assert_eq!(bodies(&server).await.len(), 1, "a quota error is never retried, and stops further calls");
+    assert!(llm_findings(&report).is_empty());
+    assert!(report["findings"].as_array().unwrap().iter().any(|f| f["rule"] == "python/security/eval"), "{report}");
+}

@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use super::output::{self, Report, Reported, Skipped};
 use super::{EXIT_USAGE, Format, ScanArgs};
 use crate::config::{self, Config, Layer};
+use crate::llm::limits::Priority;
 use crate::review::llm_agents::{self, CallRecord, FileWork, Routing};
 use crate::review::{Engine, Outcome, Request, Source};
 use crate::store::Cache;
@@ -52,6 +53,7 @@ fn scan(args: &ScanArgs) -> Result<ExitCode, String> {
     let root = scan_root(&args.paths[0]);
     let config = load_config(args.config.as_deref(), &root, args)?;
     let (routing, problems) = Routing::from_config(&config);
+    llm_agents::configure(&config.limits, &config.budget);
     for problem in problems {
         eprintln!("warning: {problem}");
     }
@@ -197,8 +199,13 @@ fn run_llm_agents(engine: &Engine, results: &mut [FileResult]) -> Vec<CallRecord
     };
     eprintln!("sending {} files to the LLM agents", work.len());
     let cache = engine.cache().cloned();
-    let report =
-        runtime.block_on(llm_agents::run(engine.routing(), cache.as_deref(), &work, &CancellationToken::new()));
+    let report = runtime.block_on(llm_agents::run(
+        engine.routing(),
+        cache.as_deref(),
+        &work,
+        Priority::Workspace,
+        &CancellationToken::new(),
+    ));
     for ((i, file), found) in owners.into_iter().zip(&work).zip(report.files) {
         if let FileResult::Reviewed { findings, outcome, pending } = &mut results[i] {
             let source = Source { language: file.language, text: &file.text };

@@ -19,6 +19,7 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ReviewSettings;
+use crate::llm::limits::Priority;
 use crate::review::chunk::Chunk;
 use crate::review::finding::{Category, Finding};
 use crate::review::llm_agents::{FileResult, Job, Routing};
@@ -32,10 +33,19 @@ pub struct Source<'a> {
 }
 
 /// How to review it.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Request {
     /// Only these agents (a command may name one); `None` means every enabled agent.
     pub agents: Option<BTreeSet<Category>>,
+    /// Who waits when LLM rate limits are short: the file being edited goes first.
+    pub priority: Priority,
+}
+
+impl Default for Request {
+    /// An interactive review: all enabled agents, at the front of the queue.
+    fn default() -> Request {
+        Request { agents: None, priority: Priority::Active }
+    }
 }
 
 /// The result of reviewing one file, with what it cost.
@@ -296,6 +306,7 @@ mod tests {
 
     use super::*;
     use crate::config::ReviewSettings;
+    use crate::llm::limits::Priority;
 
     const FILE: &str = "import yaml\n\n\ndef load(s):\n    return yaml.load(s)\n\n\ndef check(x):\n    if x == None:\n        return 1\n    return 2\n";
 

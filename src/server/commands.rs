@@ -40,7 +40,7 @@ async fn review_file(session: &Arc<Session>, args: &[Value]) -> Result<Value> {
     let version = session
         .with_documents(|d| d.get(&uri).map(|doc| doc.version))
         .ok_or_else(|| Error::invalid_params(format!("{} is not open", uri.as_str())))?;
-    let request = Request { agents: agent.map(|a| [a].into_iter().collect()) };
+    let request = Request { agents: agent.map(|a| [a].into_iter().collect()), ..Request::default() };
     let (tx, rx) = oneshot::channel();
     let s = session.clone();
     let u = uri.clone();
@@ -132,6 +132,7 @@ pub fn show_stats(session: &Session) -> Value {
             "prompt_tokens": totals.prompt_tokens,
             "completion_tokens": totals.completion_tokens,
             "status": totals.llm_status.clone().unwrap_or_else(|| "ok".into()),
+            "limits": crate::review::llm_agents::gate().snapshot(),
         },
         "agent_selections": totals.agent_selections,
         "open_documents": session.open_uris().len(),

@@ -12,6 +12,7 @@ use tower_lsp_server::ls_types::{Diagnostic, DiagnosticSeverity, NumberOrString,
 use super::document::TextDocument;
 use super::encoding::{PositionEncoding, byte_column_to_position, end_of_line};
 use super::session::Session;
+use crate::llm::limits::Priority;
 use crate::review::finding::{Finding, Severity};
 use crate::review::llm_agents::{self, FileWork};
 use crate::review::{Engine, Outcome, Request, Source};
@@ -82,7 +83,12 @@ fn severity(s: Severity) -> DiagnosticSeverity {
 }
 
 /// Queues a review of an open document. `delay` is the debounce (zero on open and save).
-pub fn schedule_review(session: &Arc<Session>, uri: Uri, lane: Lane, delay: Duration, request: Request) {
+pub fn schedule_review(session: &Arc<Session>, uri: Uri, lane: Lane, delay: Duration, mut request: Request) {
+    request.priority = match lane {
+        Lane::Active => Priority::Active,
+        Lane::Open => Priority::Open,
+        Lane::Workspace => Priority::Workspace,
+    };
     let Some(version) = session.with_documents(|d| d.get(&uri).filter(|d| d.language.is_some()).map(|d| d.version))
     else {
         return;
@@ -121,12 +127,13 @@ pub async fn review_open_document(
     }
     let version = snapshot.version;
     let (language, text) = (snapshot.language, snapshot.text);
+    let priority = request.priority;
     let mut outcome = run_blocking(engine.clone(), language, text.clone(), request, token.clone()).await?;
     session.totals().record(&outcome);
     if !outcome.jobs.is_empty() {
         // Offline findings now; the model's follow when its calls return.
         publish_if_current(&session, uri.clone(), version, &outcome).await;
-        run_llm(&session, &engine, &uri, language, &text, &mut outcome, &token).await?;
+        run_llm(&session, &engine, &uri, (language, &text), &mut outcome, priority, &token).await?;
     }
     publish_if_current(&session, uri, version, &outcome).await;
     Some(outcome)
@@ -135,13 +142,13 @@ pub async fn review_open_document(
 /// Runs the LLM agents on the chunks the engine planned and folds their findings into
 /// `outcome`. Files that `.gitignore`/`.reviewignore` exclude are never sent. Returns `None`
 /// when the review was cancelled meanwhile.
-pub async fn run_llm(
+async fn run_llm(
     session: &Session,
     engine: &Engine,
     uri: &Uri,
-    language: Language,
-    text: &Arc<str>,
+    (language, text): (Language, &Arc<str>),
     outcome: &mut Outcome,
+    priority: Priority,
     token: &CancellationToken,
 ) -> Option<()> {
     let root = session.info().root;
@@ -163,7 +170,7 @@ pub async fn run_llm(
         (None, _) => uri.as_str().rsplit('/').next().unwrap_or("untitled").to_string(),
     };
     let work = vec![FileWork { path: shown, text: text.clone(), language, jobs: std::mem::take(&mut outcome.jobs) }];
-    let report = llm_agents::run(engine.routing(), engine.cache().map(|c| &**c), &work, token).await;
+    let report = llm_agents::run(engine.routing(), engine.cache().map(|c| &**c), &work, priority, token).await;
     session.totals().record_calls(&report.calls);
     if token.is_cancelled() {
         return None;

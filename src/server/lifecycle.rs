@@ -117,6 +117,7 @@ async fn apply_settings(session: &Arc<Session>) -> Vec<Problem> {
         problems.extend(more);
         let (routing, more) = Routing::from_config(&config);
         problems.extend(more);
+        crate::review::llm_agents::configure(&config.limits, &config.budget);
         let cache = open_cache(&config, &previous, old_cache, &workspace);
         if let Some(file) = config.log.file.as_ref().filter(|f| previous.log.file.as_ref() != Some(*f)) {
             if let Err(e) = crate::logging::redirect_log_file(file) {

@@ -16,6 +16,7 @@ use tower_lsp_server::ls_types::{NumberOrString, ProgressToken, Uri};
 use super::diagnostics::{publish_if_current, run_blocking, to_diagnostic};
 use super::document::TextDocument;
 use super::session::{Session, Snapshot};
+use crate::llm::limits::Priority;
 use crate::review::llm_agents::{self, FileWork};
 use crate::review::{Outcome, Request, Source};
 use crate::scheduler::{Job, Lane};
@@ -243,7 +244,8 @@ async fn run_batch(session: &Arc<Session>, mut files: Vec<Pending>, cancel: &Can
             jobs: std::mem::take(&mut p.outcome.jobs),
         })
         .collect();
-    let report = llm_agents::run(engine.routing(), engine.cache().map(|c| &**c), &work, cancel).await;
+    let report =
+        llm_agents::run(engine.routing(), engine.cache().map(|c| &**c), &work, Priority::Workspace, cancel).await;
     session.totals().record_calls(&report.calls);
     let mut total = 0;
     for (mut p, result) in files.into_iter().zip(report.files) {

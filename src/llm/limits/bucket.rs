@@ -19,7 +19,6 @@
 //! - Levels may go negative after [`Bucket::correct`] when a call used more than estimated;
 //!   later calls then wait longer, which is what the vendor's own meter will do too.
 
-use std::collections::BTreeMap;
 use std::pin::pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -27,6 +26,10 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::sync::Notify;
 use tokio::time::Instant;
+
+use state::{State, Wait};
+
+mod state;
 
 /// Who is waiting, most urgent first (the derived order is the service order).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -55,11 +58,6 @@ pub struct Rates {
     pub max_in_flight: u32,
 }
 
-/// With no request rate, the token burst is this many seconds of token refill.
-const TOKEN_WINDOW_WITHOUT_RPM: f64 = 5.0;
-/// Float slack when comparing a refilled level with what a call needs.
-const EPSILON: f64 = 1e-6;
-
 /// A bucket; clones share it.
 #[derive(Clone)]
 pub struct Bucket {
@@ -72,31 +70,8 @@ struct Inner {
     notify: Notify,
 }
 
-struct State {
-    rates: Rates,
-    /// The throttle's share of `rates`, in (0, 1].
-    scale: f64,
-    paused_until: Option<Instant>,
-    requests: f64,
-    tokens: f64,
-    refilled_at: Instant,
-    in_flight: u32,
-    /// `(priority, arrival)` → estimated tokens; the first entry is the head.
-    waiters: BTreeMap<(Priority, u64), u64>,
-    next_seq: u64,
-    admitted: u64,
-    total_wait: Duration,
-}
-
-/// What stops the head of the queue right now.
-enum Wait {
-    Ready,
-    For(Duration),
-    /// All in-flight slots are taken: wait until one is released.
-    Slot,
-}
-
-/// How the limiter stands, for stats.
+/// How the limiter stands, for stats. A dimension without a limit shows an infinite level
+/// (`null` in JSON).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BucketSnapshot {
     pub rate_percent: u32,
@@ -139,108 +114,10 @@ impl Drop for Admission {
     }
 }
 
-impl State {
-    fn per_sec(per_minute: f64, scale: f64) -> Option<f64> {
-        (per_minute > 0.0).then(|| per_minute * scale / 60.0)
-    }
-
-    fn request_rate(&self) -> Option<f64> {
-        State::per_sec(f64::from(self.rates.requests_per_minute), self.scale)
-    }
-
-    fn token_rate(&self) -> Option<f64> {
-        State::per_sec(self.rates.tokens_per_minute as f64, self.scale)
-    }
-
-    fn request_cap(&self) -> f64 {
-        (f64::from(self.rates.burst.max(1)) * self.scale).max(1.0)
-    }
-
-    fn token_cap(&self) -> f64 {
-        let Some(rate) = self.token_rate() else { return f64::INFINITY };
-        let window = match self.request_rate() {
-            Some(r) => self.request_cap() / r,
-            None => TOKEN_WINDOW_WITHOUT_RPM,
-        };
-        (rate * window).max(1.0)
-    }
-
-    fn refill(&mut self, now: Instant) {
-        let dt = now.saturating_duration_since(self.refilled_at).as_secs_f64();
-        self.refilled_at = now;
-        if let Some(rate) = self.request_rate() {
-            self.requests = (self.requests + rate * dt).min(self.request_cap());
-        }
-        if let Some(rate) = self.token_rate() {
-            self.tokens = (self.tokens + rate * dt).min(self.token_cap());
-        }
-    }
-
-    fn token_need(&self, tokens: u64) -> f64 {
-        (tokens as f64).min(self.token_cap())
-    }
-
-    /// What keeps a call of `tokens` from being admitted now (queue order aside).
-    fn wait(&self, tokens: u64, now: Instant) -> Wait {
-        if self.rates.max_in_flight > 0 && self.in_flight >= self.rates.max_in_flight {
-            return Wait::Slot;
-        }
-        let mut wait = self.paused_until.map_or(Duration::ZERO, |p| p.saturating_duration_since(now));
-        if let Some(rate) = self.request_rate() {
-            wait = wait.max(secs(1.0 - self.requests, rate));
-        }
-        if let Some(rate) = self.token_rate() {
-            wait = wait.max(secs(self.token_need(tokens) - self.tokens, rate));
-        }
-        if wait.is_zero() { Wait::Ready } else { Wait::For(wait) }
-    }
-
-    fn take(&mut self, tokens: u64, waited: Duration) {
-        if self.request_rate().is_some() {
-            self.requests -= 1.0;
-        }
-        if self.token_rate().is_some() {
-            self.tokens -= tokens as f64;
-        }
-        self.in_flight += 1;
-        self.admitted += 1;
-        self.total_wait += waited;
-    }
-
-    /// Whether a caller of `priority` would have to queue behind someone.
-    fn anyone_ahead(&self, priority: Priority) -> bool {
-        self.waiters.keys().next().is_some_and(|(p, _)| *p <= priority)
-    }
-
-    fn clamp(&mut self) {
-        self.requests = self.requests.min(self.request_cap());
-        self.tokens = self.tokens.min(self.token_cap());
-    }
-}
-
-/// Seconds to refill `deficit` at `rate` per second, rounded up to the microsecond.
-fn secs(deficit: f64, rate: f64) -> Duration {
-    if deficit <= EPSILON { Duration::ZERO } else { Duration::from_micros((deficit / rate * 1e6).ceil() as u64) }
-}
-
 impl Bucket {
     /// A bucket that starts full.
     pub fn new(rates: Rates) -> Bucket {
-        let mut state = State {
-            rates,
-            scale: 1.0,
-            paused_until: None,
-            requests: 0.0,
-            tokens: 0.0,
-            refilled_at: Instant::now(),
-            in_flight: 0,
-            waiters: BTreeMap::new(),
-            next_seq: 0,
-            admitted: 0,
-            total_wait: Duration::ZERO,
-        };
-        state.requests = state.request_cap();
-        state.tokens = if state.token_rate().is_some() { state.token_cap() } else { 0.0 };
+        let state = State::new(rates, Instant::now());
         Bucket { inner: Arc::new(Inner { state: Mutex::new(state), notify: Notify::new() }) }
     }
 
@@ -315,7 +192,7 @@ impl Bucket {
             st.take(tokens, Duration::ZERO);
             return Ok(Admission { inner: self.inner.clone(), waited: Duration::ZERO });
         }
-        Err(estimate(&st, priority, tokens, now))
+        Err(st.estimate(priority, tokens, now))
     }
 
     /// How long a caller of `priority` needing `tokens` would wait if it queued now: the same
@@ -325,7 +202,7 @@ impl Bucket {
         let mut st = self.lock();
         let now = Instant::now();
         st.refill(now);
-        estimate(&st, priority, tokens, now)
+        st.estimate(priority, tokens, now)
     }
 
     /// After the call: `actual - estimated` tokens (negative gives tokens back).
@@ -348,6 +225,7 @@ impl Bucket {
         drop(admission);
         let mut st = self.lock();
         st.refill(Instant::now());
+        st.admitted = st.admitted.saturating_sub(1);
         if st.request_rate().is_some() {
             st.requests += 1.0;
         }
@@ -418,21 +296,6 @@ impl Bucket {
             paused_for_ms: st.paused_until.map_or(0, |p| p.saturating_duration_since(now).as_millis() as u64),
         }
     }
-}
-
-/// The wait of a newcomer: everyone ahead of it (same or higher priority) is served first,
-/// then it; the slowest dimension decides.
-fn estimate(st: &State, priority: Priority, tokens: u64, now: Instant) -> Duration {
-    let ahead: Vec<u64> = st.waiters.iter().filter(|((p, _), _)| *p <= priority).map(|(_, t)| *t).collect();
-    let mut wait = st.paused_until.map_or(Duration::ZERO, |p| p.saturating_duration_since(now));
-    if let Some(rate) = st.request_rate() {
-        wait = wait.max(secs(ahead.len() as f64 + 1.0 - st.requests, rate));
-    }
-    if let Some(rate) = st.token_rate() {
-        let need: f64 = ahead.iter().map(|t| *t as f64).sum::<f64>() + st.token_need(tokens);
-        wait = wait.max(secs(need - st.tokens, rate));
-    }
-    wait
 }
 
 /// Leaves the queue when an `acquire` is dropped before its turn.

@@ -6,6 +6,9 @@ use std::time::Instant;
 
 use super::batch::Planned;
 use super::{CallRecord, FileWork, Routing};
+use tokio_util::sync::CancellationToken;
+
+use crate::llm::limits::Priority;
 use crate::llm::{CompletionRequest, LlmClient};
 use crate::review::finding::{Category, Finding};
 use crate::review::prompt::{self, Line};
@@ -38,6 +41,8 @@ pub async fn execute(
     cache: Option<&Cache>,
     work: &[FileWork],
     planned: Planned,
+    priority: Priority,
+    cancel: &CancellationToken,
 ) -> Outcome {
     let agent = planned.agent;
     let Some(endpoint) = routing.agents.get(&agent) else {
@@ -69,9 +74,15 @@ pub async fn execute(
     };
 
     let started = Instant::now();
-    let completion = match client.complete(endpoint, &request).await {
+    // What the vendor meters: the prompt plus the most the reply may use.
+    let est_tokens = planned.tokens as u64 + u64::from(routing.max_output_tokens);
+    let sent = super::gate().run(endpoint, priority, est_tokens, cancel, || client.complete(endpoint, &request)).await;
+    let completion = match sent {
         Ok(c) => c,
         Err(e) => {
+            if e.tell_user() {
+                tracing::warn!("{e}");
+            }
             let ms = started.elapsed().as_millis() as u64;
             tracing::warn!(agent = agent.as_str(), model = %endpoint.model, "LLM call failed: {e}");
             return Outcome::failed(

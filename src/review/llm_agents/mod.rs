@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 pub use routing::Routing;
 
 use crate::llm::LlmClient;
+use crate::llm::limits::{Budget, BudgetSettings, Gate, LimitSettings, MemoryBudgetStore, Priority};
 use crate::review::finding::{Category, Finding};
 use crate::review::prompt::Line;
 use crate::store::{Cache, CacheKey};
@@ -79,6 +80,25 @@ pub struct Report {
     pub calls: Vec<CallRecord>,
 }
 
+/// The one gate every LLM call goes through: rate limits, breaker, retry and spend cap are
+/// per process (per endpoint inside), so they outlive engines rebuilt on settings changes.
+pub fn gate() -> &'static Gate {
+    static GATE: OnceLock<Gate> = OnceLock::new();
+    GATE.get_or_init(|| {
+        let budget = Budget::new(BudgetSettings::default(), Arc::new(MemoryBudgetStore::default()));
+        Gate::new(LimitSettings::default(), Some(Arc::new(budget)))
+    })
+}
+
+/// Applies `[limits]` and `[budget]` to the gate; calls already waiting see the new rates.
+pub fn configure(limits: &LimitSettings, budget: &BudgetSettings) {
+    let gate = gate();
+    gate.set_settings(limits.clone());
+    if let Some(b) = gate.budget() {
+        b.set_settings(budget.clone());
+    }
+}
+
 /// One HTTP client for the whole process: it holds the connection pool and the loaded root
 /// certificates, which are too costly to rebuild per review.
 pub fn client() -> Option<&'static LlmClient> {
@@ -93,7 +113,14 @@ pub fn client() -> Option<&'static LlmClient> {
 }
 
 /// Reviews every job of `work`: batched per agent, at most `CONCURRENT_CALLS` at a time.
-pub async fn run(routing: &Routing, cache: Option<&Cache>, work: &[FileWork], cancel: &CancellationToken) -> Report {
+/// `priority` orders calls when the rate limit is short: the active file's first.
+pub async fn run(
+    routing: &Routing,
+    cache: Option<&Cache>,
+    work: &[FileWork],
+    priority: Priority,
+    cancel: &CancellationToken,
+) -> Report {
     let mut files: Vec<FileResult> = work.iter().map(|_| FileResult::default()).collect();
     let mut calls = Vec::new();
     let Some(client) = client() else {
@@ -110,7 +137,7 @@ pub async fn run(routing: &Routing, cache: Option<&Cache>, work: &[FileWork], ca
             if cancel.is_cancelled() {
                 return call::Outcome::cancelled(planned, work);
             }
-            call::execute(client, routing, cache, work, planned).await
+            call::execute(client, routing, cache, work, planned, priority, cancel).await
         })
         .buffer_unordered(CONCURRENT_CALLS)
         .collect()

@@ -69,6 +69,24 @@ async fn the_spend_cap_stops_a_scan_midway_and_tells_once() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn calls_queued_when_the_cap_is_reached_do_not_go_out() {
+    let settings = BudgetSettings { daily_token_budget: Some(250), ..BudgetSettings::default() };
+    let (clock, _) = fixed_clock();
+    let budget = Arc::new(Budget::with_clock(settings, Arc::new(MemoryBudgetStore::default()), clock));
+    let limits = LimitSettings { requests_per_minute: 60, burst: 1, ..LimitSettings::default() };
+    let (gate, _) = gate(limits, Some(budget));
+    let calls = Arc::new(AtomicU32::new(0));
+    // Five scan calls pass the budget check at once, then queue for the rate (one a second).
+    let results =
+        futures::future::join_all((0..5).map(|_| run(&gate, Priority::Workspace, &calls, |_| Ok(done(120, 30))))).await;
+    assert_eq!(calls.load(Ordering::SeqCst), 2, "150 + 150 crosses 250; the rest stay home");
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 2);
+    let told = results.iter().filter(|r| matches!(r, Err(e) if e.tell_user())).count();
+    assert_eq!(told, 1, "{results:?}");
+    assert_eq!(gate.snapshot().endpoints[0].limiter.admitted, 2, "the refused ones gave their turn back");
+}
+
+#[tokio::test(start_paused = true)]
 async fn an_active_call_goes_before_a_queued_scan() {
     let settings = LimitSettings { requests_per_minute: 60, burst: 1, ..LimitSettings::default() };
     let (gate, _) = gate(settings, None);
