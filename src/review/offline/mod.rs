@@ -194,9 +194,19 @@ fn walk<'t>(tree: &'t Tree, ranges: &[Range<usize>], wanted: &[bool], mut visit:
         if inside && wanted.get(usize::from(node.kind_id())).copied().unwrap_or(false) {
             visit(node);
         }
-        // A node that starts before the range can still hold nodes that start inside it.
-        // Most nodes are leaves, and the count is cheaper to read than a failed descent.
-        if (inside || node.end_byte() > range.start) && node.child_count() > 0 && cursor.goto_first_child() {
+        let descended = if inside {
+            cursor.goto_first_child()
+        } else {
+            // A node that starts before the range can still hold nodes that start inside
+            // it. Jump to its first child that reaches the range: the ones before cannot
+            // hold such nodes, and the jump passes over whole runs of them at once (one
+            // chunk per function would otherwise step past every function before it). The
+            // jump gives up when a hidden token (Go's newline) overhangs the range's start;
+            // then step through the children instead.
+            node.end_byte() > range.start
+                && (cursor.goto_first_child_for_byte(range.start).is_some() || cursor.goto_first_child())
+        };
+        if descended {
             continue;
         }
         while !cursor.goto_next_sibling() {

@@ -13,7 +13,8 @@ use crate::review::finding::Severity::*;
 
 pub(super) static SPEC: Spec = Spec { rules: RULES, anchors: ANCHORS, visit };
 
-/// The node kinds `visit` handles.
+/// The node kinds `visit` has arms for. The walk skips every other kind, so a kind missing
+/// here silently disables its rules (tests/offline_rules.rs would catch it).
 const ANCHORS: &[&str] = &["unsafe_block", "binary_expression", "call_expression", "macro_invocation", "function_item"];
 
 #[rustfmt::skip]

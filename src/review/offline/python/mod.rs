@@ -18,7 +18,8 @@ use checks::{
 
 pub(super) static SPEC: Spec = Spec { rules: RULES, anchors: ANCHORS, visit };
 
-/// The node kinds `visit` handles.
+/// The node kinds `visit` has arms for. The walk skips every other kind, so a kind missing
+/// here silently disables its rules (tests/offline_rules.rs would catch it).
 pub(super) const ANCHORS: &[&str] = &[
     "call",
     "assignment",
