@@ -215,24 +215,44 @@ impl Engine {
         outcome: &mut Outcome,
     ) -> Vec<Finding> {
         let start = i64::from(chunk.start_line);
-        let key = CacheKey::derive(&[
-            b"chunk",
-            chunk.hash.as_bytes(),
-            source.language.name().as_bytes(),
-            agent.as_str().as_bytes(),
-            offline::SOURCE.as_bytes(),
-            offline::RULESET_VERSION.as_bytes(),
-        ]);
-        if let Some(cached) = self.cache.as_ref().and_then(|c| c.get(&key)) {
-            outcome.chunk_cache_hits += 1;
-            return cached.into_iter().map(|f| f.shifted(start)).collect();
-        }
+        let key = match self.cached_chunk(source, chunk, agent, (offline::SOURCE, offline::RULESET_VERSION), outcome) {
+            Ok(cached) => return cached,
+            Err(key) => key,
+        };
         let found = offline::review(source.language, agent, tree, source.text, &chunk.ranges);
         if let Some(cache) = &self.cache {
             let relative: Vec<Finding> = found.iter().cloned().map(|f| f.shifted(-start)).collect();
             cache.put(key, &relative);
         }
         found
+    }
+
+    /// The chunk cache, shared by offline and LLM agents: `Ok` with the stored findings moved
+    /// to where the chunk starts now, or `Err` with the key to store fresh findings under.
+    /// `(source, version)` is what produced them: the rule set, or the model and prompt.
+    fn cached_chunk(
+        &self,
+        source: &Source,
+        chunk: &Chunk,
+        agent: Category,
+        (producer, version): (&str, &str),
+        outcome: &mut Outcome,
+    ) -> Result<Vec<Finding>, CacheKey> {
+        let key = CacheKey::derive(&[
+            b"chunk",
+            chunk.hash.as_bytes(),
+            source.language.name().as_bytes(),
+            agent.as_str().as_bytes(),
+            producer.as_bytes(),
+            version.as_bytes(),
+        ]);
+        match self.cache.as_ref().and_then(|c| c.get(&key)) {
+            Some(cached) => {
+                outcome.chunk_cache_hits += 1;
+                Ok(cached.into_iter().map(|f| f.shifted(i64::from(chunk.start_line))).collect())
+            }
+            None => Err(key),
+        }
     }
 
     /// The LLM side of one agent on one chunk: cached findings (moved to where the chunk is
@@ -247,18 +267,10 @@ impl Engine {
     ) -> Vec<Finding> {
         let Some(endpoint) = self.routing.agents.get(&agent) else { return Vec::new() };
         let model_source = Routing::source(endpoint);
-        let key = CacheKey::derive(&[
-            b"chunk-llm",
-            chunk.hash.as_bytes(),
-            source.language.name().as_bytes(),
-            agent.as_str().as_bytes(),
-            model_source.as_bytes(),
-            prompt::PROMPT_VERSION.as_bytes(),
-        ]);
-        if let Some(cached) = self.cache.as_ref().and_then(|c| c.get(&key)) {
-            outcome.chunk_cache_hits += 1;
-            return cached.into_iter().map(|f| f.shifted(i64::from(chunk.start_line))).collect();
-        }
+        let key = match self.cached_chunk(source, chunk, agent, (&model_source, prompt::PROMPT_VERSION), outcome) {
+            Ok(cached) => return cached,
+            Err(key) => key,
+        };
         let prepared = prompt::prepare(agent, source.language, tree, source.text, &chunk.ranges);
         if prepared.lines.is_empty() {
             return Vec::new();
