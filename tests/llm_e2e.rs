@@ -6,8 +6,9 @@ mod common;
 
 use std::path::Path;
 use std::process::Command;
+use std::time::{Duration, Instant};
 
-use common::mock_llm::{AnthropicReviewer, GeminiReviewer, Reviewer, fenced, garbage, injected, plain};
+use common::mock_llm::{AnthropicReviewer, GeminiReviewer, fenced, garbage, injected, plain};
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer};
@@ -33,16 +34,18 @@ fn project(dir: &Path) {
 }
 
 async fn scan(dir: &Path, server: &MockServer) -> Value {
-    scan_with(dir, "openai", &format!("{}/v1", server.uri())).await
+    scan_with(dir, "openai", &format!("{}/v1", server.uri()), &[]).await
 }
 
-async fn scan_with(dir: &Path, provider: &str, base: &str) -> Value {
+async fn scan_with(dir: &Path, provider: &str, base: &str, extra: &[&str]) -> Value {
     let dir = dir.to_path_buf();
     let (provider, base) = (provider.to_string(), base.to_string());
+    let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
     let out = tokio::task::spawn_blocking(move || {
         Command::new(common::bin())
             .args(["scan", ".", "--format", "json", "--fail-on", "none", "--provider", &provider])
             .args(["--model", "mock-model", "--base-url", &base])
+            .args(&extra)
             .current_dir(&dir)
             .env("ANTHROPIC_API_KEY", "test-anthropic-key-value")
             .env("GEMINI_API_KEY", "test-gemini-key-value")
@@ -220,7 +223,7 @@ async fn anthropic_and_gemini_work_end_to_end_through_scan_and_the_server() {
     ] {
         let dir = tempfile::tempdir().unwrap();
         project(dir.path());
-        let report = scan_with(dir.path(), provider, &base).await;
+        let report = scan_with(dir.path(), provider, &base, &[]).await;
         let mut found = llm_findings(&report);
         found.sort();
         assert_eq!(found, vec![("app.py".into(), 9, false), ("util.py".into(), 2, false)], "{provider}: {report}");
@@ -319,4 +322,111 @@ async fn a_quota_error_is_not_retried_and_offline_findings_remain() {
     assert_eq!(bodies(&server).await.len(), 1, "a quota error is never retried, and stops further calls");
     assert!(llm_findings(&report).is_empty());
     assert!(report["findings"].as_array().unwrap().iter().any(|f| f["rule"] == "python/security/eval"), "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_daily_budget_is_persisted_across_runs() {
+    let server = mock(plain).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("util.py"), "def helper(expr):\n    return eval(expr)\n").unwrap();
+    std::fs::write(dir.path().join("review-lsp.toml"), "[budget]\ndaily_token_budget = 1\n").unwrap();
+    let first = scan(dir.path(), &server).await;
+    let spent_calls = bodies(&server).await.len();
+    assert!(spent_calls >= 1, "the first run spends the budget");
+    assert!(!llm_findings(&first).is_empty());
+
+    // A new process, without the results cache: only the stored spend can stop the calls.
+    let second = scan_with(dir.path(), "openai", &format!("{}/v1", server.uri()), &["--no-cache"]).await;
+    assert!(llm_findings(&second).is_empty(), "{second}");
+    assert_eq!(bodies(&server).await.len(), spent_calls, "the spend of the first run counts in the second");
+    assert!(second["findings"].as_array().unwrap().iter().any(|f| f["rule"] == "python/security/eval"), "{second}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn scan_says_when_and_why_it_waits_for_the_rate_limit() {
+    let server = mock(plain).await;
+    let dir = tempfile::tempdir().unwrap();
+    project(dir.path());
+    // One request every 2 s and no burst: the second agent's call must wait.
+    std::fs::write(dir.path().join("review-lsp.toml"), "[limits]\nrequests_per_minute = 30\nburst = 1\n").unwrap();
+    let (bin, root, base) = (common::bin(), dir.path().to_path_buf(), format!("{}/v1", server.uri()));
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(bin)
+            .args(["scan", ".", "--format", "json", "--fail-on", "none", "--provider", "openai"])
+            .args(["--model", "mock-model", "--base-url", &base])
+            .current_dir(&root)
+            .env("XDG_CACHE_HOME", root.join(".cache"))
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(bodies(&server).await.len() >= 2, "needs two calls to make one wait");
+    let line =
+        stderr.lines().find(|l| l.contains("waiting")).unwrap_or_else(|| panic!("no waiting line in:\n{stderr}"));
+    assert!(line.contains("for the rate limit of openai:mock-model@") && line.contains(" s "), "{line}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_active_edit_during_a_big_scan_is_served_first() {
+    let (server, arrivals) = common::mock_llm::recording_openai(Duration::from_millis(200)).await;
+    let dir = tempfile::tempdir().unwrap();
+    for i in 0..12 {
+        std::fs::write(dir.path().join(format!("mod{i:02}.py")), format!("def run{i}(x):\n    return eval(x)\n"))
+            .unwrap();
+    }
+    let base = format!("{}/v1", server.uri());
+    let root = dir.path().to_path_buf();
+    let log = arrivals.clone();
+    let (edited_at, served_at, scan_done_after) = tokio::task::spawn_blocking(move || {
+        let opts = common::Options {
+            init_options: json!({
+                "review": {"debounce_ms": 50},
+                // One call per file and agent, two calls a second: the scan takes about 12 s.
+                "llm": {"provider": "openai", "base_url": base, "model": "mock-model", "batch_max_files": 1},
+                "limits": {"requests_per_minute": 120, "burst": 1},
+            }),
+            ..common::Options::default()
+        };
+        let mut c = common::LspClient::start(&root, opts);
+        let scan = c.send_request("workspace/executeCommand", json!({"command": "review-lsp.scanWorkspace"}));
+        let deadline = Instant::now() + common::TIMEOUT;
+        while log.lock().unwrap().len() < 3 {
+            assert!(Instant::now() < deadline, "the scan never reached the model");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let uri = common::file_uri(&root.join("active.py"));
+        let edited_at = Instant::now();
+        c.open(&uri, "python", 1, "def typed_now(x):\n    return eval(x)\n");
+        loop {
+            let codes = common::codes(&c.diagnostics(&uri, Some(1)));
+            if codes.contains(&"python/security/llm".to_string()) {
+                break;
+            }
+        }
+        let served_at = Instant::now();
+        let still_scanning = c.poll_response(scan).is_none();
+        assert!(still_scanning, "the scan ended before the active file was served; the test proves nothing");
+        let result = c.response(scan, Duration::from_secs(60)).unwrap();
+        assert_eq!(result["files_scanned"], 12, "{result}");
+        (edited_at, served_at, Instant::now() - served_at)
+    })
+    .await
+    .unwrap();
+    let arrivals = arrivals.lock().unwrap().clone();
+    let active =
+        arrivals.iter().position(|(_, body)| body.contains("File: active.py")).expect("the active file was sent");
+    let scan_calls_in_between = arrivals[..active].iter().filter(|(at, _)| *at > edited_at).count();
+    assert!(
+        scan_calls_in_between <= 1,
+        "{scan_calls_in_between} scan calls went out between the edit and the active file's call"
+    );
+    assert!(arrivals.len() - active > 5, "most of the scan was still queued behind the active file");
+    eprintln!(
+        "active edit → LLM diagnostics {:?} during the scan; scan finished {:?} later",
+        served_at - edited_at,
+        scan_done_after
+    );
 }

@@ -5,6 +5,7 @@
 //! Exit codes: 0 clean, 1 findings at or above `--fail-on`, 2 usage or configuration error
 //! (clap's own errors already exit with 2).
 
+mod llm_progress;
 pub mod output;
 pub mod scan;
 

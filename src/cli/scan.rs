@@ -58,18 +58,16 @@ fn scan(args: &ScanArgs) -> Result<ExitCode, String> {
         eprintln!("warning: {problem}");
     }
 
-    let cache = (!args.no_cache && config.cache.enabled).then(|| {
-        let ttl = Duration::from_secs(config.cache.ttl_secs);
-        Arc::new(Cache::open(&config.cache.resolved_dir(), &root, ttl))
-    });
+    // Opened even without caching: it also keeps the daily spend, which must persist.
+    let store = Arc::new(Cache::open(&config.cache.resolved_dir(), &root, Duration::from_secs(config.cache.ttl_secs)));
+    llm_agents::persist_budget_in(Arc::clone(&store));
+    let cache = (!args.no_cache && config.cache.enabled).then(|| Arc::clone(&store));
     let engine = Engine::new(config.review.clone(), cache.clone()).with_llm(routing);
 
     let files = workspace::discover(&args.paths);
     let mut results = review_all(&engine, &files, &root, config.review.max_file_size);
     let calls = run_llm_agents(&engine, &mut results);
-    if let Some(cache) = &cache {
-        cache.flush();
-    }
+    store.flush();
 
     let mut report = Report { root_uri: root_uri(&root), ..Report::default() };
     for call in &calls {
@@ -199,13 +197,13 @@ fn run_llm_agents(engine: &Engine, results: &mut [FileResult]) -> Vec<CallRecord
     };
     eprintln!("sending {} files to the LLM agents", work.len());
     let cache = engine.cache().cloned();
-    let report = runtime.block_on(llm_agents::run(
-        engine.routing(),
-        cache.as_deref(),
-        &work,
-        Priority::Workspace,
-        &CancellationToken::new(),
-    ));
+    let cancel = CancellationToken::new();
+    let report = runtime.block_on(async {
+        let progress = tokio::spawn(super::llm_progress::report(work.len()));
+        let report = llm_agents::run(engine.routing(), cache.as_deref(), &work, Priority::Workspace, &cancel).await;
+        progress.abort();
+        report
+    });
     for ((i, file), found) in owners.into_iter().zip(&work).zip(report.files) {
         if let FileResult::Reviewed { findings, outcome, pending } = &mut results[i] {
             let source = Source { language: file.language, text: &file.text };

@@ -318,7 +318,6 @@ mod tests {
 
     use super::*;
     use crate::config::ReviewSettings;
-    use crate::llm::limits::Priority;
 
     const FILE: &str = "import yaml\n\n\ndef load(s):\n    return yaml.load(s)\n\n\ndef check(x):\n    if x == None:\n        return 1\n    return 2\n";
 

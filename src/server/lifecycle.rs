@@ -99,7 +99,7 @@ async fn apply_settings(session: &Arc<Session>) -> Vec<Problem> {
     let root = session.info().root;
     let client_layer = session.client_layer.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let previous = session.config();
-    let old_cache = session.cache();
+    let old_store = session.store();
     let workspace = root.clone().unwrap_or_else(|| std::env::current_dir().unwrap_or_default());
 
     let loaded = tokio::task::spawn_blocking(move || {
@@ -118,7 +118,7 @@ async fn apply_settings(session: &Arc<Session>) -> Vec<Problem> {
         let (routing, more) = Routing::from_config(&config);
         problems.extend(more);
         crate::review::llm_agents::configure(&config.limits, &config.budget);
-        let cache = open_cache(&config, &previous, old_cache, &workspace);
+        let store = open_store(&config, &previous, old_store, &workspace);
         if let Some(file) = config.log.file.as_ref().filter(|f| previous.log.file.as_ref() != Some(*f)) {
             if let Err(e) = crate::logging::redirect_log_file(file) {
                 problems.push(Problem {
@@ -127,13 +127,13 @@ async fn apply_settings(session: &Arc<Session>) -> Vec<Problem> {
                 });
             }
         }
-        (config, routing, cache, problems)
+        (config, routing, store, problems)
     })
     .await;
 
     match loaded {
-        Ok((config, routing, cache, problems)) => {
-            session.install(config, routing, cache);
+        Ok((config, routing, store, problems)) => {
+            session.install(config, routing, store);
             problems
         }
         Err(e) => {
@@ -146,24 +146,18 @@ async fn apply_settings(session: &Arc<Session>) -> Vec<Problem> {
     }
 }
 
-/// Keeps the open cache when its settings did not change: reopening would drop the
-/// in-memory tier and, with several windows, contend for the file lock again.
-fn open_cache(
-    config: &Config,
-    previous: &Config,
-    old: Option<Arc<Cache>>,
-    workspace: &std::path::Path,
-) -> Option<Arc<Cache>> {
-    if !config.cache.enabled {
-        return None;
-    }
-    if let Some(old) = old {
-        if config.cache == previous.cache {
-            return Some(old);
-        }
-    }
+/// The workspace's store (results cache, spend counters), opened even when result caching is
+/// off so the spend cap still persists. Kept while its directory is unchanged: reopening would
+/// drop the in-memory tier and, with several windows, contend for the file lock again.
+fn open_store(config: &Config, previous: &Config, old: Option<Arc<Cache>>, workspace: &std::path::Path) -> Arc<Cache> {
     let ttl = Duration::from_secs(config.cache.ttl_secs);
-    Some(Arc::new(Cache::open(&config.cache.resolved_dir(), workspace, ttl)))
+    match old {
+        Some(old) if config.cache.dir == previous.cache.dir => {
+            old.set_ttl(ttl);
+            old
+        }
+        _ => Arc::new(Cache::open(&config.cache.resolved_dir(), workspace, ttl)),
+    }
 }
 
 fn workspace_root(params: &InitializeParams) -> Option<PathBuf> {

@@ -76,7 +76,7 @@ impl LanguageServer for Backend {
     }
 
     async fn shutdown(&self) -> Result<()> {
-        if let Some(cache) = self.session.cache() {
+        if let Some(cache) = self.session.store() {
             let _ = tokio::task::spawn_blocking(move || cache.flush()).await;
         }
         Ok(())

@@ -88,6 +88,8 @@ pub struct Session {
     info: RwLock<ClientInfo>,
     config: RwLock<Arc<Config>>,
     engine: RwLock<Arc<Engine>>,
+    /// The workspace's store; the engine shares it as its cache when caching is on.
+    store: RwLock<Option<Arc<Cache>>>,
     /// Settings from the editor (initializationOptions, then didChangeConfiguration).
     pub client_layer: Mutex<Option<Layer>>,
     pub problems: Mutex<Vec<Problem>>,
@@ -107,6 +109,7 @@ impl Session {
             info: RwLock::new(ClientInfo { encoding: PositionEncoding::Utf16, root: None, progress: false }),
             engine: RwLock::new(Arc::new(Engine::new(config.review.clone(), None))),
             config: RwLock::new(Arc::new(config)),
+            store: RwLock::new(None),
             client_layer: Mutex::new(None),
             problems: Mutex::new(Vec::new()),
             totals: Mutex::new(Totals::default()),
@@ -135,13 +138,20 @@ impl Session {
         self.engine().cache().cloned()
     }
 
-    /// Swaps in a new engine. The old one may hold the last handle to a cache, whose drop
-    /// waits for a final commit, so it is dropped on the blocking pool.
-    pub fn install(&self, config: Config, routing: Routing, cache: Option<Arc<Cache>>) {
+    pub fn store(&self) -> Option<Arc<Cache>> {
+        read(&self.store).clone()
+    }
+
+    /// Swaps in a new engine and store. The old ones may hold the last handle to a store, whose
+    /// drop waits for a final commit, so they are dropped on the blocking pool.
+    pub fn install(&self, config: Config, routing: Routing, store: Arc<Cache>) {
+        let cache = config.cache.enabled.then(|| Arc::clone(&store));
+        crate::review::llm_agents::persist_budget_in(Arc::clone(&store));
         let engine = Engine::new(config.review.clone(), cache).with_llm(routing);
         let old = std::mem::replace(&mut *write(&self.engine), Arc::new(engine));
+        let old_store = write(&self.store).replace(store);
         *write(&self.config) = Arc::new(config);
-        tokio::task::spawn_blocking(move || drop(old));
+        tokio::task::spawn_blocking(move || drop((old, old_store)));
     }
 
     /// Runs `f` on the documents under the lock. Keep `f` short and synchronous.

@@ -34,6 +34,9 @@ use crate::panics::panic_message;
 use crate::review::finding::Finding;
 
 const TABLE: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("findings");
+/// Small named values that are not cached results and so survive `clear` and the TTL: the
+/// daily spend counters, for one.
+const RECORDS: TableDefinition<&str, &[u8]> = TableDefinition::new("records");
 
 /// The writer commits once this many entries are queued...
 const MAX_BATCH: usize = 512;
@@ -96,7 +99,8 @@ pub struct Cache {
 
 /// What the caller's threads and the writer thread both use.
 struct Shared {
-    ttl: Duration,
+    /// Seconds; a settings change adjusts it in place.
+    ttl_secs: AtomicU64,
     clock: Clock,
     /// Entries not yet committed. In memory-only mode, every entry.
     pending: Mutex<Pending>,
@@ -116,7 +120,14 @@ struct Shared {
 #[derive(Default)]
 struct Pending {
     next_seq: u64,
-    map: HashMap<CacheKey, PendingEntry>,
+    map: HashMap<Slot, PendingEntry>,
+}
+
+/// Where a pending value goes: the findings table or the records table.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Slot {
+    Findings(CacheKey),
+    Record(String),
 }
 
 struct PendingEntry {
@@ -131,7 +142,7 @@ struct Writer {
 }
 
 enum Msg {
-    Put { key: CacheKey, seq: u64, value: Arc<[u8]> },
+    Put { slot: Slot, seq: u64, value: Arc<[u8]> },
     Flush(mpsc::SyncSender<()>),
     Clear(mpsc::SyncSender<Result<(), String>>),
 }
@@ -212,9 +223,9 @@ impl Cache {
         let shared = &*self.shared;
         let now = shared.clock.now();
         // Clone the Arc and let go of the lock: decoding happens outside it.
-        let queued = shared.lock_pending().map.get(key).map(|e| Arc::clone(&e.value));
+        let queued = shared.lock_pending().map.get(&Slot::Findings(*key)).map(|e| Arc::clone(&e.value));
         if let Some(value) = queued {
-            return decode(key, &value, now, shared.ttl);
+            return decode(key, &value, now, shared.ttl());
         }
         let db = shared.disk()?;
         let read = shared.guard("read", || {
@@ -225,7 +236,7 @@ impl Cache {
                 Err(TableError::TableDoesNotExist(_)) => return Ok(None),
                 Err(err) => return Err(err.into()),
             };
-            Ok(table.get(&key.0)?.map(|value| decode(key, value.value(), now, shared.ttl)))
+            Ok(table.get(&key.0)?.map(|value| decode(key, value.value(), now, shared.ttl())))
         });
         read.flatten().flatten()
     }
@@ -236,15 +247,44 @@ impl Cache {
         let Some(value) = encode(self.shared.clock.now(), findings) else {
             return;
         };
-        let value: Arc<[u8]> = value.into();
+        self.queue(Slot::Findings(key), value.into());
+    }
+
+    /// The record stored under `name` by [`Cache::put_record`], if any. Records do not expire
+    /// and `clear` keeps them.
+    pub fn get_record(&self, name: &str) -> Option<Vec<u8>> {
+        let shared = &*self.shared;
+        let slot = Slot::Record(name.to_string());
+        if let Some(entry) = shared.lock_pending().map.get(&slot) {
+            return Some(entry.value.to_vec());
+        }
+        let db = shared.disk()?;
+        let read = shared.guard("read record", || {
+            let txn = db.begin_read()?;
+            let table = match txn.open_table(RECORDS) {
+                Ok(table) => table,
+                Err(TableError::TableDoesNotExist(_)) => return Ok(None),
+                Err(err) => return Err(err.into()),
+            };
+            Ok(table.get(name)?.map(|v| v.value().to_vec()))
+        });
+        read.flatten()
+    }
+
+    /// Stores a record; like `put`, it returns at once and is committed in the background.
+    pub fn put_record(&self, name: &str, value: &[u8]) {
+        self.queue(Slot::Record(name.to_string()), value.into());
+    }
+
+    fn queue(&self, slot: Slot, value: Arc<[u8]>) {
         let mut pending = self.shared.lock_pending();
         let seq = pending.next_seq;
         pending.next_seq += 1;
-        pending.map.insert(key, PendingEntry { seq, value: Arc::clone(&value) });
+        pending.map.insert(slot.clone(), PendingEntry { seq, value: Arc::clone(&value) });
         // Sent under the lock so the channel sees puts in the order the map does; see `clear`.
         // The channel is unbounded, so this never waits.
         if let Some(writer) = self.live_writer() {
-            if writer.tx.send(Msg::Put { key, seq, value }).is_err() {
+            if writer.tx.send(Msg::Put { slot, seq, value }).is_err() {
                 // The writer is gone (it cannot normally be); the entry stays in memory.
                 warn!("the cache writer has stopped; caching in memory only");
                 self.shared.disk_ok.store(false, Ordering::Relaxed);
@@ -265,11 +305,11 @@ impl Cache {
         }
     }
 
-    /// Drops every entry, in memory and on disk.
+    /// Drops every cached result, in memory and on disk. Records stay.
     pub fn clear(&self) -> anyhow::Result<()> {
         let done_rx = {
             let mut pending = self.shared.lock_pending();
-            pending.map.clear();
+            pending.map.retain(|slot, _| matches!(slot, Slot::Record(_)));
             let Some(writer) = self.live_writer() else {
                 // A damaged file is moved aside when the cache is dropped, which clears it too.
                 if self.writer.is_some() && !self.shared.damaged.load(Ordering::Relaxed) {
@@ -297,7 +337,7 @@ impl Cache {
     /// so this is cheap).
     pub fn stats(&self) -> CacheStats {
         let shared = &*self.shared;
-        let queued = shared.lock_pending().map.len() as u64;
+        let queued = shared.lock_pending().map.keys().filter(|s| matches!(s, Slot::Findings(_))).count() as u64;
         let on_disk = shared.disk().and_then(|db| {
             shared.guard("count", || {
                 let txn = db.begin_read()?;
@@ -315,6 +355,11 @@ impl Cache {
             path: self.path.clone(),
             persistent: self.live_writer().is_some(),
         }
+    }
+
+    /// A new TTL for every entry, stored or not: age is counted from when an entry was put.
+    pub fn set_ttl(&self, ttl: Duration) {
+        self.shared.ttl_secs.store(ttl.as_secs(), Ordering::Relaxed);
     }
 
     /// The file behind the cache; `None` in memory-only mode (including the fallback).
@@ -368,7 +413,7 @@ impl fmt::Debug for Cache {
         f.debug_struct("Cache")
             .field("path", &self.path)
             .field("persistent", &self.live_writer().is_some())
-            .field("ttl", &self.shared.ttl)
+            .field("ttl", &self.shared.ttl())
             .finish_non_exhaustive()
     }
 }
@@ -376,7 +421,7 @@ impl fmt::Debug for Cache {
 impl Shared {
     fn new(ttl: Duration, clock: Clock, db: Option<Database>) -> Shared {
         Shared {
-            ttl,
+            ttl_secs: AtomicU64::new(ttl.as_secs()),
             clock,
             pending: Mutex::default(),
             disk_ok: AtomicBool::new(db.is_some()),
@@ -392,6 +437,10 @@ impl Shared {
     /// consistent (every update is a single insert or remove), so poisoning is ignored.
     fn lock_pending(&self) -> MutexGuard<'_, Pending> {
         self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn ttl(&self) -> Duration {
+        Duration::from_secs(self.ttl_secs.load(Ordering::Relaxed))
     }
 
     fn disk(&self) -> Option<&Database> {
@@ -441,7 +490,7 @@ impl Shared {
 
 /// Commits queued puts in batches until every `Cache` handle is gone (the channel closes).
 fn run_writer(shared: &Shared, rx: &mpsc::Receiver<Msg>) {
-    let mut batch: Vec<(CacheKey, u64, Arc<[u8]>)> = Vec::new();
+    let mut batch: Vec<(Slot, u64, Arc<[u8]>)> = Vec::new();
     // When the oldest entry of `batch` must be committed by.
     let mut deadline: Option<Instant> = None;
     loop {
@@ -461,8 +510,8 @@ fn run_writer(shared: &Shared, rx: &mpsc::Receiver<Msg>) {
             },
         };
         match msg {
-            Msg::Put { key, seq, value } => {
-                batch.push((key, seq, value));
+            Msg::Put { slot, seq, value } => {
+                batch.push((slot, seq, value));
                 if batch.len() >= MAX_BATCH {
                     commit(shared, &mut batch);
                     deadline = None;
@@ -477,7 +526,8 @@ fn run_writer(shared: &Shared, rx: &mpsc::Receiver<Msg>) {
             }
             Msg::Clear(done) => {
                 // These puts came before the clear; committing them only to delete them is waste.
-                batch.clear();
+                // Records are not part of the cache, so they stay.
+                batch.retain(|(slot, ..)| matches!(slot, Slot::Record(_)));
                 deadline = None;
                 let _ = done.send(clear_disk(shared));
             }
@@ -486,7 +536,7 @@ fn run_writer(shared: &Shared, rx: &mpsc::Receiver<Msg>) {
     commit(shared, &mut batch);
 }
 
-fn commit(shared: &Shared, batch: &mut Vec<(CacheKey, u64, Arc<[u8]>)>) {
+fn commit(shared: &Shared, batch: &mut Vec<(Slot, u64, Arc<[u8]>)>) {
     if batch.is_empty() {
         return;
     }
@@ -502,10 +552,14 @@ fn commit(shared: &Shared, batch: &mut Vec<(CacheKey, u64, Arc<[u8]>)>) {
         // that state (an extra write and fsync), which batching makes cheap.
         txn.set_quick_repair(true);
         {
-            let mut table = txn.open_table(TABLE)?;
+            let mut findings = txn.open_table(TABLE)?;
+            let mut records = txn.open_table(RECORDS)?;
             // In queue order, so the last put of a key wins, as it did in the pending map.
-            for (key, _, value) in &entries {
-                table.insert(&key.0, &**value)?;
+            for (slot, _, value) in &entries {
+                match slot {
+                    Slot::Findings(key) => findings.insert(&key.0, &**value)?,
+                    Slot::Record(name) => records.insert(name.as_str(), &**value)?,
+                };
             }
         }
         txn.commit()?;
@@ -518,10 +572,10 @@ fn commit(shared: &Shared, batch: &mut Vec<(CacheKey, u64, Arc<[u8]>)>) {
     }
     shared.commits.fetch_add(1, Ordering::Relaxed);
     let mut pending = shared.lock_pending();
-    for (key, seq, _) in &entries {
+    for (slot, seq, _) in &entries {
         // A newer put of the same key is still on its way to disk: leave it.
-        if pending.map.get(key).is_some_and(|e| e.seq == *seq) {
-            pending.map.remove(key);
+        if pending.map.get(slot).is_some_and(|e| e.seq == *seq) {
+            pending.map.remove(slot);
         }
     }
 }

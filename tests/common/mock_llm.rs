@@ -98,3 +98,31 @@ pub async fn openai(reply: fn(&str) -> String) -> MockServer {
     Mock::given(method("POST")).and(path("/v1/chat/completions")).respond_with(Reviewer { reply }).mount(&server).await;
     server
 }
+
+/// Every request's arrival time and body, in arrival order.
+pub type Arrivals = std::sync::Arc<std::sync::Mutex<Vec<(std::time::Instant, String)>>>;
+
+/// The plain reviewer, answering after `delay` (a model's think time) and recording when each
+/// request arrived, for tests of ordering under the rate limit.
+pub struct Recorder {
+    pub arrivals: Arrivals,
+    pub delay: std::time::Duration,
+}
+
+impl Respond for Recorder {
+    fn respond(&self, req: &Request) -> ResponseTemplate {
+        let body: Value = serde_json::from_slice(&req.body).unwrap_or_default();
+        let user = body["messages"][1]["content"].as_str().unwrap_or_default();
+        self.arrivals.lock().unwrap().push((std::time::Instant::now(), user.to_string()));
+        Reviewer { reply: plain }.respond(req).set_delay(self.delay)
+    }
+}
+
+/// An OpenAI-compatible server at `<uri>/v1` that records arrivals; see [`Recorder`].
+pub async fn recording_openai(delay: std::time::Duration) -> (MockServer, Arrivals) {
+    let server = MockServer::start().await;
+    let arrivals = Arrivals::default();
+    let recorder = Recorder { arrivals: arrivals.clone(), delay };
+    Mock::given(method("POST")).and(path("/v1/chat/completions")).respond_with(recorder).mount(&server).await;
+    (server, arrivals)
+}

@@ -149,20 +149,41 @@ impl LspClient {
         write_frame(&self.stdin, &json!({"jsonrpc": "2.0", "method": method, "params": params}));
     }
 
-    /// Sends a request and waits for its response; returns `Err(error)` for an error reply.
-    pub fn try_request(&mut self, method: &str, params: Value) -> Result<Value, Value> {
+    /// Sends a request without waiting; [`LspClient::response`] collects the answer.
+    pub fn send_request(&mut self, method: &str, params: Value) -> i64 {
         self.next_id += 1;
         let id = self.next_id;
         write_frame(&self.stdin, &json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}));
+        id
+    }
+
+    /// The response to request `id`, if it has arrived (without waiting).
+    pub fn poll_response(&mut self, id: i64) -> Option<Value> {
+        let is_it = |m: &Value| m.get("id") == Some(&json!(id)) && m.get("method").is_none();
+        while let Ok(msg) = self.rx.try_recv() {
+            self.backlog.push_back(msg);
+        }
+        let i = self.backlog.iter().position(is_it)?;
+        self.backlog.remove(i)
+    }
+
+    /// Waits for the response to request `id`; `Err(error)` for an error reply.
+    pub fn response(&mut self, id: i64, timeout: Duration) -> Result<Value, Value> {
         let msg = self.wait_for(
             |m| m.get("id") == Some(&json!(id)) && m.get("method").is_none(),
-            TIMEOUT,
-            &format!("response to {method}"),
+            timeout,
+            &format!("response to request {id}"),
         );
         match msg.get("error") {
             Some(e) => Err(e.clone()),
             None => Ok(msg["result"].clone()),
         }
+    }
+
+    /// Sends a request and waits for its response; returns `Err(error)` for an error reply.
+    pub fn try_request(&mut self, method: &str, params: Value) -> Result<Value, Value> {
+        let id = self.send_request(method, params);
+        self.response(id, TIMEOUT)
     }
 
     pub fn request(&mut self, method: &str, params: Value) -> Value {

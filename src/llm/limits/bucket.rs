@@ -276,6 +276,20 @@ impl Bucket {
         self.inner.notify.notify_waiters();
     }
 
+    /// The callers queued here and how long until the first of them may go (`None` when
+    /// nobody waits). A wait for a free in-flight slot shows as zero: it ends when a call does.
+    pub fn queue(&self) -> Option<(usize, Duration)> {
+        let mut st = self.lock();
+        let now = Instant::now();
+        st.refill(now);
+        let head_tokens = *st.waiters.values().next()?;
+        let wait = match st.wait(head_tokens, now) {
+            Wait::For(wait) => wait,
+            Wait::Ready | Wait::Slot => Duration::ZERO,
+        };
+        Some((st.waiters.len(), wait))
+    }
+
     pub fn snapshot(&self) -> BucketSnapshot {
         let mut st = self.lock();
         let now = Instant::now();

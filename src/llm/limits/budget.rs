@@ -167,7 +167,8 @@ pub struct BudgetSnapshot {
 }
 
 pub struct Budget {
-    store: Arc<dyn BudgetStore>,
+    /// Swapped when the workspace's store opens (after the gate was built).
+    store: Mutex<Arc<dyn BudgetStore>>,
     clock: Clock,
     ledger: Mutex<Ledger>,
 }
@@ -186,7 +187,7 @@ impl Budget {
 
     pub fn with_clock(settings: BudgetSettings, store: Arc<dyn BudgetStore>, clock: Clock) -> Budget {
         Budget {
-            store,
+            store: Mutex::new(store),
             clock,
             ledger: Mutex::new(Ledger { settings, day: None, spent: Spent::default(), told: false }),
         }
@@ -196,13 +197,25 @@ impl Budget {
         Day::of((self.clock)())
     }
 
+    fn store(&self) -> Arc<dyn BudgetStore> {
+        self.store.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Persists from now on in `store`, and takes today's spend from it: what an earlier run
+    /// spent today counts.
+    pub fn set_store(&self, store: Arc<dyn BudgetStore>) {
+        let mut ledger = self.ledger.lock().unwrap_or_else(|e| e.into_inner());
+        *self.store.lock().unwrap_or_else(|e| e.into_inner()) = store;
+        ledger.day = None;
+    }
+
     /// The ledger, rolled over to today (loading what the store has for it).
     fn ledger(&self) -> (MutexGuard<'_, Ledger>, Day) {
         let today = self.today();
         let mut ledger = self.ledger.lock().unwrap_or_else(|e| e.into_inner());
         if ledger.day != Some(today) {
             ledger.day = Some(today);
-            ledger.spent = self.store.load(today).unwrap_or_default();
+            ledger.spent = self.store().load(today).unwrap_or_default();
             ledger.told = false;
         }
         (ledger, today)
@@ -228,7 +241,7 @@ impl Budget {
         spent.cost_usd += cost;
         spent.calls += 1;
         let spent = *spent;
-        self.store.save(today, &spent);
+        self.store().save(today, &spent);
         spent
     }
 

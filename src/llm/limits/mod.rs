@@ -87,6 +87,15 @@ impl Classify for GateError {
     }
 }
 
+/// Calls queued behind one limit: `limit` is `user`, `tenant` or an endpoint key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Waiting {
+    pub limit: String,
+    pub calls: usize,
+    /// Until the first of them may go, like a Retry-After.
+    pub wait: Duration,
+}
+
 /// State changes the editor may want to show.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GateEvent {
@@ -350,6 +359,20 @@ impl Gate {
         drop(throttle);
         drop(admission);
         result.map_err(GateError::Llm)
+    }
+
+    /// Where calls are queued for a rate limit right now, longest wait first: what `scan`
+    /// shows on its progress line.
+    pub fn waiting(&self) -> Vec<Waiting> {
+        let endpoints: Vec<Arc<EndpointLimits>> = lock(&self.endpoints).values().cloned().collect();
+        let mut found: Vec<Waiting> = [("user", &self.user_bucket), ("tenant", &self.tenant_bucket)]
+            .into_iter()
+            .filter_map(|(what, b)| b.queue().map(|q| (what.to_owned(), q)))
+            .chain(endpoints.iter().filter_map(|ep| ep.bucket.queue().map(|q| (ep.key.clone(), q))))
+            .map(|(limit, (calls, wait))| Waiting { limit, calls, wait })
+            .collect();
+        found.sort_by(|a, b| b.wait.cmp(&a.wait).then_with(|| a.limit.cmp(&b.limit)));
+        found
     }
 
     pub fn snapshot(&self) -> GateSnapshot {

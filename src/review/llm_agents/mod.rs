@@ -17,13 +17,16 @@ use tokio_util::sync::CancellationToken;
 pub use routing::Routing;
 
 use crate::llm::LlmClient;
-use crate::llm::limits::{Budget, BudgetSettings, Gate, LimitSettings, MemoryBudgetStore, Priority};
+use crate::llm::limits::{
+    Budget, BudgetSettings, BudgetStore, Day, Gate, LimitSettings, MemoryBudgetStore, Priority, Spent,
+};
 use crate::review::finding::{Category, Finding};
 use crate::review::prompt::Line;
 use crate::store::{Cache, CacheKey};
 use crate::syntax::Language;
 
-/// Calls in flight at once. The limiter issue makes this a setting with a token budget.
+/// Calls one review prepares at once. The gate admits at most `[limits] max_concurrency` per
+/// endpoint in flight; this only bounds the prompts built ahead of their turn.
 const CONCURRENT_CALLS: usize = 4;
 
 /// One chunk one LLM agent still has to review: it missed the chunk cache.
@@ -96,6 +99,33 @@ pub fn configure(limits: &LimitSettings, budget: &BudgetSettings) {
     gate.set_settings(limits.clone());
     if let Some(b) = gate.budget() {
         b.set_settings(budget.clone());
+    }
+}
+
+/// Persists the daily spend in the workspace's store from now on, so the cap survives restarts;
+/// what earlier runs spent today is loaded at once.
+pub fn persist_budget_in(store: Arc<Cache>) {
+    if let Some(budget) = gate().budget() {
+        budget.set_store(Arc::new(StoredBudget(store)));
+    }
+}
+
+/// The spend counters as records of the store: `budget/<YYYY-MM-DD>` → JSON of [`Spent`].
+struct StoredBudget(Arc<Cache>);
+
+impl BudgetStore for StoredBudget {
+    fn load(&self, day: Day) -> Option<Spent> {
+        let bytes = self.0.get_record(&format!("budget/{day}"))?;
+        serde_json::from_slice(&bytes)
+            .inspect_err(|e| tracing::warn!("the stored budget for {day} is unreadable ({e}); counting from zero"))
+            .ok()
+    }
+
+    fn save(&self, day: Day, spent: &Spent) {
+        match serde_json::to_vec(spent) {
+            Ok(bytes) => self.0.put_record(&format!("budget/{day}"), &bytes),
+            Err(e) => tracing::warn!("cannot encode the budget: {e}"),
+        }
     }
 }
 

@@ -537,3 +537,29 @@ fn writes_are_batched() {
     assert_eq!(pending_len(&cache), 0, "not committed after {:?}", start.elapsed());
     assert!(raw_on_disk(&cache, &key(5000)).is_some());
 }
+
+#[test]
+fn records_survive_clear_and_reopen_and_do_not_expire() {
+    let dirs = Dirs::new();
+    let (clock, time) = manual_clock(1_000);
+    {
+        let cache = Cache::open_with_clock(&dirs.cache_dir(), &dirs.ws(), TTL, clock.clone());
+        cache.put(key(1), &findings(1));
+        cache.put_record("budget/2026-11-28", b"first");
+        cache.put_record("budget/2026-11-28", b"second");
+        assert_eq!(cache.get_record("budget/2026-11-28").as_deref(), Some(&b"second"[..]));
+        cache.clear().unwrap();
+        assert_eq!(cache.get(&key(1)), None);
+        assert_eq!(cache.get_record("budget/2026-11-28").as_deref(), Some(&b"second"[..]));
+        assert_eq!(cache.stats().entries, 0, "records are not cache entries");
+    }
+    time.store(1_000 + 10 * TTL.as_secs(), Ordering::Relaxed);
+    let cache = Cache::open_with_clock(&dirs.cache_dir(), &dirs.ws(), TTL, clock);
+    assert_eq!(pending_len(&cache), 0);
+    assert_eq!(cache.get_record("budget/2026-11-28").as_deref(), Some(&b"second"[..]));
+    assert_eq!(cache.get_record("budget/2026-11-29"), None);
+
+    let memory = Cache::memory(TTL);
+    memory.put_record("r", b"v");
+    assert_eq!(memory.get_record("r").as_deref(), Some(&b"v"[..]));
+}
