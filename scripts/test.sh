@@ -5,4 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 REVIEW_LSP_NVIM="$(scripts/install-nvim.sh)"
 export REVIEW_LSP_NVIM
+REVIEW_LSP_REDIS_SERVER="$(scripts/install-redis.sh)"
+export REVIEW_LSP_REDIS_SERVER
 cargo test --locked --all-targets

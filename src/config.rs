@@ -127,17 +127,46 @@ pub struct CacheSettings {
     /// Where cache files live; default `$XDG_CACHE_HOME/review-lsp`, else `~/.cache/review-lsp`.
     pub dir: Option<PathBuf>,
     pub ttl_secs: u64,
+    /// Cap on the cached findings on disk; least recently used entries are evicted beyond it.
+    pub max_size_mb: u64,
+    /// Decoded entries kept in memory in front of the file.
+    pub memory_entries: usize,
+    /// A Redis shared by the team: a second-level cache and one rate quota for every server.
+    pub redis_url: Option<String>,
+    /// Key prefix in that Redis.
+    pub namespace: String,
 }
 
 impl Default for CacheSettings {
     fn default() -> Self {
-        CacheSettings { enabled: true, dir: None, ttl_secs: 3600 }
+        CacheSettings {
+            enabled: true,
+            dir: None,
+            ttl_secs: 3600,
+            max_size_mb: 256,
+            memory_entries: 4096,
+            redis_url: None,
+            namespace: "review-lsp".into(),
+        }
     }
 }
 
 impl CacheSettings {
     pub fn resolved_dir(&self) -> PathBuf {
         self.dir.clone().unwrap_or_else(default_cache_dir)
+    }
+
+    pub fn store_settings(&self) -> crate::store::StoreSettings {
+        crate::store::StoreSettings {
+            ttl: std::time::Duration::from_secs(self.ttl_secs),
+            max_bytes: self.max_size_mb.saturating_mul(1 << 20),
+            memory_entries: self.memory_entries,
+            redis: self
+                .redis_url
+                .as_ref()
+                .filter(|u| !u.trim().is_empty())
+                .map(|url| crate::store::RedisSettings { url: url.clone(), namespace: self.namespace.clone() }),
+        }
     }
 }
 

@@ -260,3 +260,42 @@ fn log_file_setting_moves_the_server_log() {
     assert!(text.contains("not open"), "later log lines go to the configured file: {text}");
     assert!(!text.contains("eval(data)"), "no code in the log at debug level: {text}");
 }
+
+/// Two editor windows on one workspace: two server processes, one store file. Both work,
+/// neither shows an error, and the second is served from what the first stored.
+#[test]
+fn two_servers_on_one_workspace_share_the_cache() {
+    let ws = workspace();
+    let uri = file_uri(&ws.path().join("a.py"));
+    let mut first = LspClient::start(ws.path(), Options::default());
+    first.open(&uri, "python", 1, PY);
+    let d1 = first.diagnostics(&uri, Some(1));
+    // Past the writer's commit linger, so the entry is in the file.
+    std::thread::sleep(Duration::from_millis(400));
+
+    let mut second = LspClient::start(ws.path(), Options::default());
+    second.open(&uri, "python", 1, PY);
+    let d2 = second.diagnostics(&uri, Some(1));
+    assert_eq!(codes(&d1), codes(&d2));
+    let stats = second.request("workspace/executeCommand", json!({"command": "review-lsp.showStats"}));
+    assert_eq!(stats["cache"]["hits"], 1, "the second server hit the first one's entry: {stats}");
+    assert_eq!(stats["cache"]["store"]["persistent"], true, "{stats}");
+
+    // The first keeps working (and gets the file back when it asks).
+    first.change(&uri, 2, full_change(&format!("{PY}\ndef more(y):\n    return eval(y)\n")));
+    let again = first.diagnostics(&uri, Some(2));
+    assert!(codes(&again).contains(&"python/security/eval".into()));
+    let stats = first.request("workspace/executeCommand", json!({"command": "review-lsp.showStats"}));
+    assert_eq!(stats["cache"]["store"]["persistent"], true, "{stats}");
+
+    for c in [&mut first, &mut second] {
+        let shown: Vec<Value> = c
+            .drain(Duration::from_millis(100))
+            .into_iter()
+            .filter(|m| m["method"] == "window/showMessage" && m["params"]["type"].as_u64().is_some_and(|t| t <= 2))
+            .collect();
+        assert!(shown.is_empty(), "no errors or warnings shown: {shown:?}");
+    }
+    assert!(first.shutdown().success());
+    assert!(second.shutdown().success());
+}

@@ -8,6 +8,7 @@
 mod llm_progress;
 pub mod output;
 pub mod scan;
+mod store_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -45,6 +46,27 @@ pub enum Command {
     },
     /// Review files and print the findings.
     Scan(ScanArgs),
+    /// Inspect or prune the result cache of a workspace.
+    Cache {
+        #[command(flatten)]
+        store: store_cmd::StoreArgs,
+        #[command(subcommand)]
+        action: store_cmd::CacheAction,
+    },
+    /// Scan reports kept in the store (JSON, SARIF and a markdown summary).
+    Report {
+        #[command(flatten)]
+        store: store_cmd::StoreArgs,
+        #[command(subcommand)]
+        action: store_cmd::ReportAction,
+    },
+    /// Past reviews of a workspace: when, what, with which model, tokens, time, outcome.
+    History {
+        #[command(flatten)]
+        store: store_cmd::StoreArgs,
+        #[command(flatten)]
+        args: store_cmd::HistoryArgs,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -124,7 +146,21 @@ pub fn main() -> ExitCode {
     };
     match cli.command {
         Some(Command::Scan(args)) => scan::run(&args),
+        Some(Command::Cache { store, action }) => finish(store_cmd::cache(&store, &action)),
+        Some(Command::Report { store, action }) => finish(store_cmd::report(&store, &action)),
+        Some(Command::History { store, args }) => finish(store_cmd::history(&store, &args)),
         Some(Command::Serve { .. }) | None => serve(),
+    }
+}
+
+/// Logs like `scan`, and turns an error into its message and exit code 2.
+fn finish(result: Result<ExitCode, String>) -> ExitCode {
+    match result {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::from(EXIT_USAGE)
+        }
     }
 }
 

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio_util::sync::CancellationToken;
@@ -27,7 +27,7 @@ use crate::config::{self, Config, Layer};
 use crate::llm::limits::Priority;
 use crate::review::llm_agents::{self, CallRecord, FileWork, Routing};
 use crate::review::{Engine, Outcome, Request, Source};
-use crate::store::Cache;
+use crate::store::{HistoryRow, Store, StoredReport};
 use crate::syntax::Language;
 use crate::workspace;
 
@@ -59,15 +59,15 @@ fn scan(args: &ScanArgs) -> Result<ExitCode, String> {
     }
 
     // Opened even without caching: it also keeps the daily spend, which must persist.
-    let store = Arc::new(Cache::open(&config.cache.resolved_dir(), &root, Duration::from_secs(config.cache.ttl_secs)));
+    let store = Arc::new(Store::open(&config.cache.resolved_dir(), &root, &config.cache.store_settings()));
     llm_agents::persist_budget_in(Arc::clone(&store));
+    llm_agents::share_limits_through(&store);
     let cache = (!args.no_cache && config.cache.enabled).then(|| Arc::clone(&store));
     let engine = Engine::new(config.review.clone(), cache.clone()).with_llm(routing);
 
     let files = workspace::discover(&args.paths);
     let mut results = review_all(&engine, &files, &root, config.review.max_file_size);
     let calls = run_llm_agents(&engine, &mut results);
-    store.flush();
 
     let mut report = Report { root_uri: root_uri(&root), ..Report::default() };
     for call in &calls {
@@ -104,6 +104,9 @@ fn scan(args: &ScanArgs) -> Result<ExitCode, String> {
         eprintln!("warning: no files to review under {}", display_paths(&args.paths));
     }
 
+    keep_artifacts(&store, &report, &root, &engine, &config);
+    store.flush();
+
     let failed = args.fail_on.threshold().is_some_and(|min| report.findings.iter().any(|r| r.finding.severity >= min));
     let code = if failed { ExitCode::from(1) } else { ExitCode::SUCCESS };
     match print(&report, args.format) {
@@ -112,6 +115,38 @@ fn scan(args: &ScanArgs) -> Result<ExitCode, String> {
         Err(err) if err.kind() == io::ErrorKind::BrokenPipe => Ok(code),
         Err(err) => Err(format!("cannot write the report: {err}")),
     }
+}
+
+/// Keeps the report (JSON, SARIF, markdown) and a history row in the workspace's store.
+fn keep_artifacts(store: &Store, report: &Report, root: &Path, engine: &Engine, config: &Config) {
+    let render = |write: fn(&Report, &mut dyn Write) -> io::Result<()>| {
+        let mut out = Vec::new();
+        write(report, &mut out).ok().map(|()| String::from_utf8_lossy(&out).into_owned()).unwrap_or_default()
+    };
+    let shown_root = root.display().to_string();
+    let s = &report.stats;
+    store.save_report(StoredReport {
+        id: 0,
+        time: HistoryRow::now(),
+        root: shown_root.clone(),
+        files: s.files_scanned,
+        findings: s.findings,
+        json: render(output::json::write),
+        sarif: render(output::sarif::write),
+        markdown: output::markdown::summary(report, &shown_root),
+    });
+    let (source, model) = engine.routing().describe();
+    store.record_review(&HistoryRow {
+        time: HistoryRow::now(),
+        trigger: "cli".into(),
+        files: s.files_scanned,
+        agents: config.review.agents.iter().map(|a| a.as_str().to_string()).collect(),
+        source,
+        model,
+        tokens: s.prompt_tokens + s.completion_tokens,
+        duration_ms: s.duration_ms,
+        outcome: "ok".into(),
+    });
 }
 
 /// Where paths are relative to and `review-lsp.toml` is read from: the first path if it is a
@@ -206,7 +241,7 @@ fn run_llm_agents(engine: &Engine, results: &mut [FileResult]) -> Vec<CallRecord
     });
     for ((i, file), found) in owners.into_iter().zip(&work).zip(report.files) {
         if let FileResult::Reviewed { findings, outcome, pending } = &mut results[i] {
-            let source = Source { language: file.language, text: &file.text };
+            let source = Source { language: file.language, text: &file.text, path: &file.path };
             engine.complete(&source, outcome, found);
             *findings = output::locate(&file.path, &file.text, std::mem::take(&mut outcome.findings));
             *pending = None;
@@ -264,7 +299,7 @@ fn review_file(engine: &Engine, path: &Path, root: &Path, max_size: u64) -> File
         Err(skip) => return skipped(skip.to_string()),
     };
     let reviewed = catch_unwind(AssertUnwindSafe(|| {
-        engine.review(&Source { language, text: &text }, &Request::default(), &CancellationToken::new())
+        engine.review(&Source { language, text: &text, path: &rel }, &Request::default(), &CancellationToken::new())
     }));
     match reviewed {
         Ok(Ok(mut outcome)) => {

@@ -23,13 +23,16 @@ use crate::llm::limits::Priority;
 use crate::review::chunk::Chunk;
 use crate::review::finding::{Category, Finding};
 use crate::review::llm_agents::{FileResult, Job, Routing};
-use crate::store::{Cache, CacheKey};
+use crate::store::{CacheKey, Store, Tags};
 use crate::syntax::{self, Language};
 
 /// What to review: the text as the user sees it now (the editor buffer or the file).
 pub struct Source<'a> {
     pub language: Language,
     pub text: &'a str,
+    /// Workspace-relative where possible: what stored results are tagged with, so they can be
+    /// invalidated by path.
+    pub path: &'a str,
 }
 
 /// How to review it.
@@ -71,7 +74,7 @@ pub struct Outcome {
     #[serde(skip)]
     raw: Vec<Finding>,
     #[serde(skip)]
-    file_key: Option<CacheKey>,
+    file_entry: Option<(CacheKey, Tags)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -83,12 +86,12 @@ pub struct Cancelled;
 pub struct Engine {
     settings: ReviewSettings,
     routing: Routing,
-    cache: Option<Arc<Cache>>,
+    cache: Option<Arc<Store>>,
 }
 
 impl Engine {
     /// An engine with the offline agents only.
-    pub fn new(settings: ReviewSettings, cache: Option<Arc<Cache>>) -> Engine {
+    pub fn new(settings: ReviewSettings, cache: Option<Arc<Store>>) -> Engine {
         Engine { settings, routing: Routing::default(), cache }
     }
 
@@ -106,7 +109,7 @@ impl Engine {
         &self.settings
     }
 
-    pub fn cache(&self) -> Option<&Arc<Cache>> {
+    pub fn cache(&self) -> Option<&Arc<Store>> {
         self.cache.as_ref()
     }
 
@@ -126,12 +129,12 @@ impl Engine {
         // With LLM work pending the file is not reviewed yet; `complete` stores it.
         if outcome.jobs.is_empty() {
             if let Some(cache) = &self.cache {
-                cache.put(key, &raw);
+                cache.put(key, &raw, self.file_tags(source, &agents));
             }
         }
         outcome.findings = self.finish(source, raw.clone());
         outcome.raw = raw;
-        outcome.file_key = Some(key);
+        outcome.file_entry = Some((key, self.file_tags(source, &agents)));
         Ok(outcome)
     }
 
@@ -142,8 +145,8 @@ impl Engine {
         outcome.jobs.clear();
         outcome.llm_unavailable = result.unavailable.iter().map(|(a, why)| format!("{}: {why}", a.as_str())).collect();
         if result.unavailable.is_empty() {
-            if let (Some(cache), Some(key)) = (&self.cache, outcome.file_key) {
-                cache.put(key, &outcome.raw);
+            if let (Some(cache), Some((key, tags))) = (&self.cache, outcome.file_entry.take()) {
+                cache.put(key, &outcome.raw, tags);
             }
         }
         outcome.findings = self.finish(source, outcome.raw.clone());
@@ -171,6 +174,23 @@ impl Engine {
             prompt::PROMPT_VERSION.as_bytes(),
             self.routing.fingerprint().as_bytes(),
         ])
+    }
+
+    /// What a whole-file entry holds: every agent asked for, offline and any model routed to.
+    fn file_tags(&self, source: &Source, agents: &BTreeSet<Category>) -> Tags {
+        let mut models = vec![offline::SOURCE.to_string()];
+        for agent in agents {
+            if let Some(endpoint) = self.routing.agents.get(agent) {
+                if !models.contains(&endpoint.model) {
+                    models.push(endpoint.model.clone());
+                }
+            }
+        }
+        Tags {
+            path: source.path.to_string(),
+            agents: agents.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(","),
+            models: models.join(","),
+        }
     }
 
     fn run_agents(
@@ -222,7 +242,9 @@ impl Engine {
         let found = offline::review(source.language, agent, tree, source.text, &chunk.ranges);
         if let Some(cache) = &self.cache {
             let relative: Vec<Finding> = found.iter().cloned().map(|f| f.shifted(-start)).collect();
-            cache.put(key, &relative);
+            let tags =
+                Tags { path: source.path.to_string(), agents: agent.as_str().into(), models: offline::SOURCE.into() };
+            cache.put(key, &relative, tags);
         }
         found
     }
@@ -314,7 +336,6 @@ impl Engine {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
 
     use super::*;
     use crate::config::ReviewSettings;
@@ -322,11 +343,11 @@ mod tests {
     const FILE: &str = "import yaml\n\n\ndef load(s):\n    return yaml.load(s)\n\n\ndef check(x):\n    if x == None:\n        return 1\n    return 2\n";
 
     fn engine() -> Engine {
-        Engine::new(ReviewSettings::default(), Some(Arc::new(Cache::memory(Duration::from_secs(60)))))
+        Engine::new(ReviewSettings::default(), Some(Arc::new(Store::memory(&crate::store::StoreSettings::default()))))
     }
 
     fn review(engine: &Engine, text: &str) -> Outcome {
-        let source = Source { language: Language::Python, text };
+        let source = Source { language: Language::Python, text, path: "t.py" };
         engine.review(&source, &Request::default(), &CancellationToken::new()).unwrap()
     }
 
@@ -384,7 +405,7 @@ mod tests {
         let e = engine();
         let token = CancellationToken::new();
         token.cancel();
-        let source = Source { language: Language::Python, text: FILE };
+        let source = Source { language: Language::Python, text: FILE, path: "t.py" };
         assert_eq!(e.review(&source, &Request::default(), &token).unwrap_err(), Cancelled);
     }
 }

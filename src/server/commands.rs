@@ -28,7 +28,12 @@ pub async fn execute(session: &Arc<Session>, params: ExecuteCommandParams) -> Re
         SCAN_WORKSPACE => scan::scan_workspace(session.clone(), token).await.map(Some),
         REVIEW_FILE => review_file(session, &params.arguments).await.map(Some),
         CLEAR_CACHE => clear_cache(session).await.map(Some),
-        SHOW_STATS => Ok(Some(show_stats(session))),
+        SHOW_STATS => {
+            // The store's figures come from disk: read them off the LSP loop.
+            let store = session.store();
+            let stored = tokio::task::spawn_blocking(move || store.map(|s| s.stats())).await.ok().flatten();
+            Ok(Some(show_stats(session, stored)))
+        }
         other => Err(Error::invalid_params(format!("unknown command `{other}`; known: {}", COMMANDS.join(", ")))),
     }
 }
@@ -96,7 +101,7 @@ async fn clear_cache(session: &Arc<Session>) -> Result<Value> {
     }
 }
 
-pub fn show_stats(session: &Session) -> Value {
+pub fn show_stats(session: &Session, stored: Option<crate::store::CacheStats>) -> Value {
     let sched = session.scheduler.stats();
     let totals = session.totals().clone();
     let lanes: serde_json::Map<String, Value> = crate::scheduler::Lane::ALL
@@ -111,7 +116,6 @@ pub fn show_stats(session: &Session) -> Value {
         })
         .collect();
     let looked_up = totals.cache_hits + totals.cache_misses;
-    let cache = session.cache().map(|c| c.stats());
     json!({
         "lanes": lanes,
         "superseded": sched.superseded,
@@ -123,8 +127,8 @@ pub fn show_stats(session: &Session) -> Value {
             "hits": totals.cache_hits,
             "misses": totals.cache_misses,
             "hit_rate": if looked_up == 0 { Value::Null } else { json!(totals.cache_hits as f64 / looked_up as f64) },
-            "persistent": cache.as_ref().map(|c| c.persistent),
-            "path": cache.as_ref().and_then(|c| c.path.as_ref()).map(|p| p.display().to_string()),
+            "enabled": session.cache().is_some(),
+            "store": stored,
         },
         "llm": {
             "agents": session.engine().routing().agents.iter().map(|(a, e)| (a.as_str().to_string(), json!(format!("{}:{}", e.kind.as_str(), e.model)))).collect::<serde_json::Map<_, _>>(),

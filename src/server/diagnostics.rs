@@ -128,14 +128,35 @@ pub async fn review_open_document(
     let version = snapshot.version;
     let (language, text) = (snapshot.language, snapshot.text);
     let priority = request.priority;
-    let mut outcome = run_blocking(engine.clone(), language, text.clone(), request, token.clone()).await?;
+    let path = shown_path(session.info().root.as_deref(), &uri);
+    let started = std::time::Instant::now();
+    let mut outcome = run_blocking(engine.clone(), language, path, text.clone(), request, token.clone()).await?;
     session.totals().record(&outcome);
+    let mut tokens = 0;
     if !outcome.jobs.is_empty() {
         // Offline findings now; the model's follow when its calls return.
         publish_if_current(&session, uri.clone(), version, &outcome).await;
-        run_llm(&session, &engine, &uri, (language, &text), &mut outcome, priority, &token).await?;
+        tokens = run_llm(&session, &engine, &uri, (language, &text), &mut outcome, priority, &token).await?;
     }
     publish_if_current(&session, uri, version, &outcome).await;
+    if let Some(store) = session.store() {
+        let (source, model) = engine.routing().describe();
+        let outcome_text = match outcome.llm_unavailable.first() {
+            Some(why) => format!("offline only: {why}"),
+            None => "ok".into(),
+        };
+        store.record_review(&crate::store::HistoryRow {
+            time: crate::store::HistoryRow::now(),
+            trigger: "edit".into(),
+            files: 1,
+            agents: engine.settings().agents.iter().map(|a| a.as_str().to_string()).collect(),
+            source,
+            model,
+            tokens,
+            duration_ms: started.elapsed().as_millis() as u64,
+            outcome: outcome_text,
+        });
+    }
     Some(outcome)
 }
 
@@ -150,7 +171,7 @@ async fn run_llm(
     outcome: &mut Outcome,
     priority: Priority,
     token: &CancellationToken,
-) -> Option<()> {
+) -> Option<u64> {
     let root = session.info().root;
     let path = uri.to_file_path().map(|p| p.into_owned());
     let check = (root.clone(), path.clone());
@@ -162,13 +183,9 @@ async fn run_llm(
     if ignored {
         tracing::debug!(uri = %uri.as_str(), "ignored file: not sent to LLM agents");
         outcome.jobs.clear();
-        return Some(());
+        return Some(0);
     }
-    let shown = match (&path, &root) {
-        (Some(p), Some(r)) => p.strip_prefix(r).unwrap_or(p).to_string_lossy().into_owned(),
-        (Some(p), None) => p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
-        (None, _) => uri.as_str().rsplit('/').next().unwrap_or("untitled").to_string(),
-    };
+    let shown = shown_path(root.as_deref(), uri);
     let work = vec![FileWork { path: shown, text: text.clone(), language, jobs: std::mem::take(&mut outcome.jobs) }];
     let report = llm_agents::run(engine.routing(), engine.cache().map(|c| &**c), &work, priority, token).await;
     session.totals().record_calls(&report.calls);
@@ -176,11 +193,21 @@ async fn run_llm(
         return None;
     }
     let result = report.files.into_iter().next().unwrap_or_default();
-    engine.complete(&Source { language, text }, outcome, result);
+    engine.complete(&Source { language, text, path: &work[0].path }, outcome, result);
     if let Some(why) = outcome.llm_unavailable.first() {
         session.warn_llm_once(why).await;
     }
-    Some(())
+    Some(report.calls.iter().map(|c| c.prompt_tokens + c.completion_tokens).sum())
+}
+
+/// How a document is named to models and in stored results: relative to the workspace root
+/// when inside it.
+pub fn shown_path(root: Option<&std::path::Path>, uri: &Uri) -> String {
+    match (uri.to_file_path(), root) {
+        (Some(p), Some(r)) => p.strip_prefix(r).unwrap_or(&p).to_string_lossy().into_owned(),
+        (Some(p), None) => p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        (None, _) => uri.as_str().rsplit('/').next().unwrap_or("untitled").to_string(),
+    }
 }
 
 /// Runs the CPU-bound review off the async threads. A panic inside is re-raised here so
@@ -188,12 +215,13 @@ async fn run_llm(
 pub async fn run_blocking(
     engine: Arc<Engine>,
     language: Language,
+    path: String,
     text: Arc<str>,
     request: Request,
     token: CancellationToken,
 ) -> Option<Outcome> {
     let joined = tokio::task::spawn_blocking(move || {
-        let source = Source { language, text: &text };
+        let source = Source { language, text: &text, path: &path };
         engine.review(&source, &request, &token)
     })
     .await;

@@ -21,7 +21,7 @@ use crate::config::{self, Config, Layer, Problem};
 use crate::review::Request;
 use crate::review::llm_agents::Routing;
 use crate::scheduler::Lane;
-use crate::store::Cache;
+use crate::store::Store;
 
 pub async fn initialize(session: &Arc<Session>, params: InitializeParams) -> InitializeResult {
     let encoding = PositionEncoding::negotiate(&params.capabilities);
@@ -149,14 +149,17 @@ async fn apply_settings(session: &Arc<Session>) -> Vec<Problem> {
 /// The workspace's store (results cache, spend counters), opened even when result caching is
 /// off so the spend cap still persists. Kept while its directory is unchanged: reopening would
 /// drop the in-memory tier and, with several windows, contend for the file lock again.
-fn open_store(config: &Config, previous: &Config, old: Option<Arc<Cache>>, workspace: &std::path::Path) -> Arc<Cache> {
-    let ttl = Duration::from_secs(config.cache.ttl_secs);
+fn open_store(config: &Config, previous: &Config, old: Option<Arc<Store>>, workspace: &std::path::Path) -> Arc<Store> {
+    let settings = config.cache.store_settings();
     match old {
-        Some(old) if config.cache.dir == previous.cache.dir => {
-            old.set_ttl(ttl);
+        Some(old)
+            if (&config.cache.dir, &config.cache.redis_url, &config.cache.namespace)
+                == (&previous.cache.dir, &previous.cache.redis_url, &previous.cache.namespace) =>
+        {
+            old.set_settings(&settings);
             old
         }
-        _ => Arc::new(Cache::open(&config.cache.resolved_dir(), workspace, ttl)),
+        _ => Arc::new(Store::open(&config.cache.resolved_dir(), workspace, &settings)),
     }
 }
 

@@ -194,7 +194,10 @@ async fn scan_file(
         }
     };
     let (version, text) = (snapshot.version, snapshot.text);
-    let Some(outcome) = run_blocking(engine.clone(), language, text.clone(), Request::default(), token.clone()).await
+    let root = session.info().root;
+    let shown = root.as_deref().and_then(|r| path.strip_prefix(r).ok()).unwrap_or(&path).to_string_lossy().into_owned();
+    let Some(outcome) =
+        run_blocking(engine.clone(), language, shown.clone(), text.clone(), Request::default(), token.clone()).await
     else {
         return;
     };
@@ -205,8 +208,6 @@ async fn scan_file(
         let _ = tx.send(FileResult::Reviewed { findings: outcome.findings.len() });
         return;
     }
-    let root = session.info().root;
-    let shown = root.as_deref().and_then(|r| path.strip_prefix(r).ok()).unwrap_or(&path).to_string_lossy().into_owned();
     let _ = tx.send(FileResult::Pending(Box::new(Pending { uri, version, language, text, path: shown, outcome })));
 }
 
@@ -249,7 +250,7 @@ async fn run_batch(session: &Arc<Session>, mut files: Vec<Pending>, cancel: &Can
     session.totals().record_calls(&report.calls);
     let mut total = 0;
     for (mut p, result) in files.into_iter().zip(report.files) {
-        engine.complete(&Source { language: p.language, text: &p.text }, &mut p.outcome, result);
+        engine.complete(&Source { language: p.language, text: &p.text, path: &p.path }, &mut p.outcome, result);
         if let Some(why) = p.outcome.llm_unavailable.first() {
             session.warn_llm_once(why).await;
         }

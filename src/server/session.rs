@@ -17,7 +17,7 @@ use crate::config::{Config, Layer, Problem};
 use crate::review::llm_agents::{CallRecord, Routing};
 use crate::review::{Engine, Outcome};
 use crate::scheduler::Scheduler;
-use crate::store::Cache;
+use crate::store::Store;
 use crate::syntax::Language;
 
 /// What a review task needs from a document, copied out under the lock.
@@ -89,7 +89,7 @@ pub struct Session {
     config: RwLock<Arc<Config>>,
     engine: RwLock<Arc<Engine>>,
     /// The workspace's store; the engine shares it as its cache when caching is on.
-    store: RwLock<Option<Arc<Cache>>>,
+    store: RwLock<Option<Arc<Store>>>,
     /// Settings from the editor (initializationOptions, then didChangeConfiguration).
     pub client_layer: Mutex<Option<Layer>>,
     pub problems: Mutex<Vec<Problem>>,
@@ -134,19 +134,20 @@ impl Session {
         read(&self.engine).clone()
     }
 
-    pub fn cache(&self) -> Option<Arc<Cache>> {
+    pub fn cache(&self) -> Option<Arc<Store>> {
         self.engine().cache().cloned()
     }
 
-    pub fn store(&self) -> Option<Arc<Cache>> {
+    pub fn store(&self) -> Option<Arc<Store>> {
         read(&self.store).clone()
     }
 
     /// Swaps in a new engine and store. The old ones may hold the last handle to a store, whose
     /// drop waits for a final commit, so they are dropped on the blocking pool.
-    pub fn install(&self, config: Config, routing: Routing, store: Arc<Cache>) {
+    pub fn install(&self, config: Config, routing: Routing, store: Arc<Store>) {
         let cache = config.cache.enabled.then(|| Arc::clone(&store));
         crate::review::llm_agents::persist_budget_in(Arc::clone(&store));
+        crate::review::llm_agents::share_limits_through(&store);
         let engine = Engine::new(config.review.clone(), cache).with_llm(routing);
         let old = std::mem::replace(&mut *write(&self.engine), Arc::new(engine));
         let old_store = write(&self.store).replace(store);

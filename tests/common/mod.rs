@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod mock_llm;
+pub mod redis;
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Write};

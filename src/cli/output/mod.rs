@@ -4,6 +4,7 @@
 //! and `sarif`; each writes a whole [`Report`] to stdout.
 
 pub mod json;
+pub mod markdown;
 pub mod sarif;
 pub mod text;
 

@@ -29,6 +29,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use serde::Serialize;
 use tokio::sync::broadcast;
 use tokio::time::Instant;
@@ -96,6 +97,21 @@ pub struct Waiting {
     pub wait: Duration,
 }
 
+/// A rate quota shared with other processes: every editor of a team and CI draw on one
+/// vendor quota, so each process's local buckets alone would overspend it N times. The lead
+/// backs this with Redis (`store::redis_backend`); `llm` stays free of storage.
+pub trait SharedQuota: Send + Sync {
+    /// Takes one request and `tokens` from `bucket` if they are there (`Ok(ZERO)`), else
+    /// says how long until they would be. `Err`: unreachable; the gate goes on with its local
+    /// buckets alone.
+    fn acquire<'a>(&'a self, bucket: &'a str, rates: Rates, tokens: u64) -> BoxFuture<'a, Result<Duration, ()>>;
+    /// After the call: `actual - estimated` tokens.
+    fn correct(&self, bucket: &str, rates: Rates, delta: i64);
+}
+
+/// Longest single sleep for the shared quota, so settings changes and cancellation are seen.
+const SHARED_WAIT_STEP: Duration = Duration::from_secs(5);
+
 /// State changes the editor may want to show.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GateEvent {
@@ -140,6 +156,7 @@ pub struct Gate {
     seed: Option<u64>,
     clock: Clock,
     events: broadcast::Sender<GateEvent>,
+    shared: Mutex<Option<Arc<dyn SharedQuota>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -178,6 +195,7 @@ impl Gate {
             seed,
             clock,
             events: broadcast::channel(64).0,
+            shared: Mutex::new(None),
             settings: Mutex::new(settings),
         }
     }
@@ -185,6 +203,46 @@ impl Gate {
     /// Breaker state changes, for the editor.
     pub fn subscribe(&self) -> broadcast::Receiver<GateEvent> {
         self.events.subscribe()
+    }
+
+    /// Draws on a quota shared with other processes as well as the local buckets.
+    pub fn set_shared_quota(&self, quota: Option<Arc<dyn SharedQuota>>) {
+        *lock(&self.shared) = quota;
+    }
+
+    /// The shared buckets a call to `ep` draws on: the user's, the tenant's, the endpoint's.
+    fn shared_buckets(&self, ep: &EndpointLimits) -> Vec<(String, Rates)> {
+        let settings = lock(&self.settings);
+        let mut buckets = vec![(format!("user:{}", self.user), settings.user_rates())];
+        if let Some(tenant) = &settings.tenant {
+            buckets.push((format!("tenant:{tenant}"), settings.tenant_rates()));
+        }
+        buckets.push((format!("endpoint:{}", ep.key), settings.endpoint_rates()));
+        buckets.retain(|(_, r)| r.requests_per_minute > 0 || r.tokens_per_minute > 0);
+        buckets
+    }
+
+    /// Waits until every shared bucket admits the call; gives up on the sharing (not the call)
+    /// when the shared store is unreachable.
+    async fn take_shared(&self, ep: &EndpointLimits, tokens: u64) {
+        let Some(quota) = lock(&self.shared).clone() else { return };
+        for (bucket, rates) in self.shared_buckets(ep) {
+            // Only the endpoint meters tokens; the others count requests.
+            let tokens = if bucket.starts_with("endpoint:") { tokens } else { 0 };
+            loop {
+                match quota.acquire(&bucket, rates, tokens).await {
+                    Ok(wait) if wait.is_zero() => break,
+                    Ok(wait) => tokio::time::sleep(wait.min(SHARED_WAIT_STEP)).await,
+                    Err(()) => return,
+                }
+            }
+        }
+    }
+
+    fn correct_shared(&self, ep: &EndpointLimits, delta: i64) {
+        let Some(quota) = lock(&self.shared).clone() else { return };
+        let rates = lock(&self.settings).endpoint_rates();
+        quota.correct(&format!("endpoint:{}", ep.key), rates, delta);
     }
 
     pub fn budget(&self) -> Option<&Arc<Budget>> {
@@ -328,6 +386,7 @@ impl Gate {
             ep.bucket.refund(admission, est_tokens);
             return Err(paused);
         }
+        self.take_shared(ep, est_tokens).await;
         let admitted_at = Instant::now();
         let attempt = (lock(call))();
         let result = attempt.await;
@@ -341,6 +400,7 @@ impl Gate {
                 // Zero means the server did not say (some local servers): keep the estimate.
                 if used > 0 {
                     ep.bucket.correct(used as i64 - est_tokens as i64);
+                    self.correct_shared(ep, used as i64 - est_tokens as i64);
                 }
                 throttle.on_success(&c.rate, now);
                 if let Some(budget) = &self.budget {

@@ -13,7 +13,7 @@ use crate::llm::{CompletionRequest, LlmClient};
 use crate::review::finding::{Category, Finding};
 use crate::review::prompt::{self, Line};
 use crate::review::reply::{self, ValidationContext};
-use crate::store::Cache;
+use crate::store::{Store, Tags};
 use crate::syntax::Language;
 
 /// What one call produced, by file index.
@@ -38,7 +38,7 @@ impl Outcome {
 pub async fn execute(
     client: &LlmClient,
     routing: &Routing,
-    cache: Option<&Cache>,
+    cache: Option<&Store>,
     work: &[FileWork],
     planned: Planned,
     priority: Priority,
@@ -130,7 +130,9 @@ pub async fn execute(
                         .filter(|v| job.lines.iter().any(|r| r.contains(&v.span.start_line)))
                         .map(|v| v.clone().shifted(-i64::from(job.start_line)))
                         .collect();
-                    cache.put(job.key, &mine);
+                    let tags =
+                        Tags { path: file.path.clone(), agents: agent.as_str().into(), models: endpoint.model.clone() };
+                    cache.put(job.key, &mine, tags);
                 }
             }
         }

@@ -9,8 +9,10 @@ pub mod routing;
 
 use std::ops::Range;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use futures::StreamExt;
+use futures::future::BoxFuture;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
@@ -18,11 +20,13 @@ pub use routing::Routing;
 
 use crate::llm::LlmClient;
 use crate::llm::limits::{
-    Budget, BudgetSettings, BudgetStore, Day, Gate, LimitSettings, MemoryBudgetStore, Priority, Spent,
+    Budget, BudgetSettings, BudgetStore, Day, Gate, LimitSettings, MemoryBudgetStore, Priority, Rates, SharedQuota,
+    Spent,
 };
 use crate::review::finding::{Category, Finding};
 use crate::review::prompt::Line;
-use crate::store::{Cache, CacheKey};
+use crate::store::redis_backend::{RedisBackend, RemoteRates};
+use crate::store::{CacheKey, Store};
 use crate::syntax::Language;
 
 /// Calls one review prepares at once. The gate admits at most `[limits] max_concurrency` per
@@ -104,14 +108,41 @@ pub fn configure(limits: &LimitSettings, budget: &BudgetSettings) {
 
 /// Persists the daily spend in the workspace's store from now on, so the cap survives restarts;
 /// what earlier runs spent today is loaded at once.
-pub fn persist_budget_in(store: Arc<Cache>) {
+pub fn persist_budget_in(store: Arc<Store>) {
     if let Some(budget) = gate().budget() {
         budget.set_store(Arc::new(StoredBudget(store)));
     }
 }
 
+/// Shares the rate quota through the store's team tier (Redis), when it has one: every server
+/// and CI run of the team then draws on one quota.
+pub fn share_limits_through(store: &Store) {
+    let quota = store.team().map(|team| Arc::new(TeamQuota(Arc::clone(team))) as Arc<dyn SharedQuota>);
+    gate().set_shared_quota(quota);
+}
+
+struct TeamQuota(Arc<RedisBackend>);
+
+fn remote(rates: Rates) -> RemoteRates {
+    RemoteRates {
+        requests_per_minute: rates.requests_per_minute,
+        burst: rates.burst,
+        tokens_per_minute: rates.tokens_per_minute,
+    }
+}
+
+impl SharedQuota for TeamQuota {
+    fn acquire<'a>(&'a self, bucket: &'a str, rates: Rates, tokens: u64) -> BoxFuture<'a, Result<Duration, ()>> {
+        Box::pin(self.0.acquire(bucket, remote(rates), tokens))
+    }
+
+    fn correct(&self, bucket: &str, rates: Rates, delta: i64) {
+        self.0.correct(bucket, remote(rates), delta);
+    }
+}
+
 /// The spend counters as records of the store: `budget/<YYYY-MM-DD>` → JSON of [`Spent`].
-struct StoredBudget(Arc<Cache>);
+struct StoredBudget(Arc<Store>);
 
 impl BudgetStore for StoredBudget {
     fn load(&self, day: Day) -> Option<Spent> {
@@ -146,7 +177,7 @@ pub fn client() -> Option<&'static LlmClient> {
 /// `priority` orders calls when the rate limit is short: the active file's first.
 pub async fn run(
     routing: &Routing,
-    cache: Option<&Cache>,
+    cache: Option<&Store>,
     work: &[FileWork],
     priority: Priority,
     cancel: &CancellationToken,

@@ -28,6 +28,22 @@ pub struct Routing {
 }
 
 impl Routing {
+    /// Who reviews, for history rows: (`offline` plus each provider, each model).
+    pub fn describe(&self) -> (String, String) {
+        let mut sources = vec!["offline".to_string()];
+        let mut models = Vec::new();
+        for endpoint in self.agents.values() {
+            let kind = endpoint.kind.to_string();
+            if !sources.contains(&kind) {
+                sources.push(kind);
+            }
+            if !models.contains(&endpoint.model) {
+                models.push(endpoint.model.clone());
+            }
+        }
+        (sources.join(","), models.join(","))
+    }
+
     /// Builds the routing for `config`. An agent whose key is missing is left offline, with
     /// one problem saying so per missing variable.
     pub fn from_config(config: &Config) -> (Routing, Vec<Problem>) {

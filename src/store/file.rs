@@ -16,7 +16,7 @@ const REDB_CACHE_BYTES: usize = 32 << 20;
 
 /// Why the cache file could not be used.
 pub(super) enum OpenFailure {
-    /// Another process (or another `Cache` in this one) has the file open: redb locks it.
+    /// Another process (or another `Store` in this one) has the file open: redb locks it.
     Locked,
     /// Not a redb file we can read: garbage, truncated, an incompatible format, or redb
     /// panicked reading it.
@@ -25,15 +25,37 @@ pub(super) enum OpenFailure {
     Other(String),
 }
 
-pub(super) fn open_or_recreate(path: &Path) -> Option<Database> {
+impl OpenFailure {
+    pub(super) fn is_corrupt(&self) -> bool {
+        matches!(self, OpenFailure::Corrupt(_))
+    }
+}
+
+impl std::fmt::Display for OpenFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OpenFailure::Locked => f.write_str("the file is open in another process"),
+            OpenFailure::Corrupt(why) => write!(f, "the file is corrupt: {why}"),
+            OpenFailure::Other(why) => f.write_str(why),
+        }
+    }
+}
+
+/// What the first open found.
+pub(super) enum Opened {
+    Mine(Database),
+    /// Another process has it now; the lease shares it.
+    Held,
+}
+
+/// Opens the file, moving a corrupt one aside first. `None`: the file cannot be used at all
+/// (I/O errors, a corrupt file that cannot be moved), and the store runs in memory.
+pub(super) fn open_or_recreate(path: &Path) -> Option<Opened> {
     let reason = match open_db(path) {
-        Ok(db) => return Some(db),
+        Ok(db) => return Some(Opened::Mine(db)),
         Err(OpenFailure::Locked) => {
-            warn!(
-                path = %path.display(),
-                "the cache file is in use by another review-lsp process (or another cache in this one); caching in memory only for this session"
-            );
-            return None;
+            debug!(path = %path.display(), "the cache file is in use by another review-lsp process; sharing it");
+            return Some(Opened::Held);
         }
         Err(OpenFailure::Other(err)) => {
             warn!(path = %path.display(), error = %err, "cannot open the cache file; caching in memory only");
@@ -57,11 +79,8 @@ pub(super) fn open_or_recreate(path: &Path) -> Option<Database> {
         "the cache file was corrupt; moved it aside and started a fresh one"
     );
     match open_db(path) {
-        Ok(db) => Some(db),
-        Err(OpenFailure::Locked) => {
-            warn!(path = %path.display(), "another process created the cache file first; caching in memory only");
-            None
-        }
+        Ok(db) => Some(Opened::Mine(db)),
+        Err(OpenFailure::Locked) => Some(Opened::Held),
         Err(OpenFailure::Corrupt(err) | OpenFailure::Other(err)) => {
             warn!(path = %path.display(), error = %err, "cannot create a fresh cache file; caching in memory only");
             None

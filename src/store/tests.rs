@@ -3,6 +3,7 @@
 use super::codec::FORMAT_VERSION;
 use super::*;
 use crate::review::finding::{Category, Fix, Severity, Span};
+use std::time::Instant;
 
 const TTL: Duration = Duration::from_secs(3600);
 
@@ -20,6 +21,14 @@ fn finding(n: u32) -> Finding {
 
 fn findings(n: u32) -> Vec<Finding> {
     (0..n % 4).map(|i| finding(n * 10 + i)).collect()
+}
+
+fn settings() -> StoreSettings {
+    StoreSettings { ttl: TTL, ..StoreSettings::default() }
+}
+
+fn tags(n: u32) -> Tags {
+    Tags { path: format!("src/m{}/f{n}.py", n % 3), agents: "security".into(), models: "offline".into() }
 }
 
 fn key(n: u32) -> CacheKey {
@@ -53,8 +62,8 @@ impl Dirs {
     fn ws(&self) -> PathBuf {
         self.root.path().join("ws")
     }
-    fn open(&self) -> Cache {
-        Cache::open(&self.cache_dir(), &self.ws(), TTL)
+    fn open(&self) -> Store {
+        Store::open(&self.cache_dir(), &self.ws(), &settings())
     }
     fn db_path(&self) -> PathBuf {
         self.cache_dir().join(file_name(&self.ws()))
@@ -69,15 +78,15 @@ impl Dirs {
     }
 }
 
-fn pending_len(cache: &Cache) -> usize {
+fn pending_len(cache: &Store) -> usize {
     cache.shared.lock_pending().map.len()
 }
 
 /// Reads a raw value straight from the file, bypassing the pending map.
-fn raw_on_disk(cache: &Cache, key: &CacheKey) -> Option<Vec<u8>> {
-    let db = cache.shared.db.as_ref().expect("persistent cache");
+fn raw_on_disk(cache: &Store, key: &CacheKey) -> Option<Vec<u8>> {
+    let db = cache.shared.database("test", Duration::from_secs(5)).expect("persistent cache");
     let txn = db.begin_read().unwrap();
-    let table = match txn.open_table(TABLE) {
+    let table = match txn.open_table(CACHE) {
         Ok(table) => table,
         Err(TableError::TableDoesNotExist(_)) => return None,
         Err(err) => panic!("{err}"),
@@ -85,10 +94,10 @@ fn raw_on_disk(cache: &Cache, key: &CacheKey) -> Option<Vec<u8>> {
     table.get(&key.0).unwrap().map(|v| v.value().to_vec())
 }
 
-fn write_raw(cache: &Cache, key: &CacheKey, value: &[u8]) {
-    let db = cache.shared.db.as_ref().expect("persistent cache");
+fn write_raw(cache: &Store, key: &CacheKey, value: &[u8]) {
+    let db = cache.shared.database("test", Duration::from_secs(5)).expect("persistent cache");
     let txn = db.begin_write().unwrap();
-    txn.open_table(TABLE).unwrap().insert(&key.0, value).unwrap();
+    txn.open_table(CACHE).unwrap().insert(&key.0, value).unwrap();
     txn.commit().unwrap();
 }
 
@@ -125,15 +134,14 @@ fn put_then_get_before_and_after_flush() {
     assert_eq!(cache.path(), Some(dirs.db_path().as_path()));
     assert!(cache.get(&key(7)).is_none());
 
-    cache.put(key(7), &findings(7));
-    cache.put(key(8), &[]);
+    cache.put(key(7), &findings(7), tags(7));
+    cache.put(key(8), &[], tags(8));
     // Straight after the put: served from memory, whatever the writer is doing.
     assert_eq!(cache.get(&key(7)), Some(findings(7)));
     assert_eq!(cache.get(&key(8)), Some(vec![]), "an empty result is a hit, not a miss");
 
     cache.flush();
-    // After the flush everything is on disk and nothing is left in memory, so these gets read
-    // the file.
+    // After the flush everything is on disk and nothing is left pending.
     assert_eq!(pending_len(&cache), 0);
     assert!(raw_on_disk(&cache, &key(7)).is_some());
     assert_eq!(cache.get(&key(7)), Some(findings(7)));
@@ -141,21 +149,21 @@ fn put_then_get_before_and_after_flush() {
     assert_eq!(cache.get(&key(9)), None);
 
     // A second put of a key replaces the value.
-    cache.put(key(7), &findings(5));
+    cache.put(key(7), &findings(5), tags(7));
     assert_eq!(cache.get(&key(7)), Some(findings(5)));
     cache.flush();
     assert_eq!(cache.get(&key(7)), Some(findings(5)));
 
     let stats = cache.stats();
-    assert_eq!((stats.hits, stats.misses, stats.entries), (6, 2, 2), "{stats:?}");
+    assert_eq!((stats.hits(), stats.misses, stats.entries), (6, 2, 2), "{stats:?}");
 }
 
 #[test]
 fn value_layout_is_version_time_json() {
     let dirs = Dirs::new();
     let (clock, _) = manual_clock(1_700_000_000);
-    let cache = Cache::open_with_clock(&dirs.cache_dir(), &dirs.ws(), TTL, clock);
-    cache.put(key(3), &findings(3));
+    let cache = Store::open_with_clock(&dirs.cache_dir(), &dirs.ws(), &settings(), clock);
+    cache.put(key(3), &findings(3), tags(3));
     cache.flush();
     let raw = raw_on_disk(&cache, &key(3)).unwrap();
     assert_eq!(raw[0], FORMAT_VERSION);
@@ -169,7 +177,7 @@ fn entries_survive_drop_and_reopen() {
     {
         let cache = dirs.open();
         for n in 0..1500 {
-            cache.put(key(n), &findings(n));
+            cache.put(key(n), &findings(n), tags(n));
         }
         // No flush: dropping the last handle must commit.
     }
@@ -187,10 +195,11 @@ fn entries_older_than_ttl_are_misses() {
     let dirs = Dirs::new();
     let ttl = Duration::from_secs(60);
     let (clock, time) = manual_clock(1_000_000);
-    let cache = Cache::open_with_clock(&dirs.cache_dir(), &dirs.ws(), ttl, Clock::clone(&clock));
-    cache.put(key(1), &findings(1));
+    let short = StoreSettings { ttl, ..settings() };
+    let cache = Store::open_with_clock(&dirs.cache_dir(), &dirs.ws(), &short, Clock::clone(&clock));
+    cache.put(key(1), &findings(1), tags(1));
     time.store(1_000_030, Ordering::Relaxed);
-    cache.put(key(2), &findings(2));
+    cache.put(key(2), &findings(2), tags(2));
 
     // In memory.
     time.store(1_000_060, Ordering::Relaxed);
@@ -201,14 +210,14 @@ fn entries_older_than_ttl_are_misses() {
 
     // On disk, after a reopen.
     drop(cache);
-    let cache = Cache::open_with_clock(&dirs.cache_dir(), &dirs.ws(), ttl, clock);
+    let cache = Store::open_with_clock(&dirs.cache_dir(), &dirs.ws(), &short, clock);
     assert_eq!(pending_len(&cache), 0);
     assert_eq!(cache.get(&key(1)), None);
     assert_eq!(cache.get(&key(2)), Some(findings(2)));
     time.store(1_000_091, Ordering::Relaxed);
     assert_eq!(cache.get(&key(2)), None);
     // A put refreshes the entry.
-    cache.put(key(2), &findings(2));
+    cache.put(key(2), &findings(2), tags(2));
     cache.flush();
     assert_eq!(cache.get(&key(2)), Some(findings(2)));
 
@@ -222,11 +231,11 @@ fn clear_drops_memory_and_disk_entries() {
     let dirs = Dirs::new();
     let cache = dirs.open();
     for n in 0..10 {
-        cache.put(key(n), &findings(n));
+        cache.put(key(n), &findings(n), tags(n));
     }
     cache.flush();
     for n in 10..20 {
-        cache.put(key(n), &findings(n)); // some still queued when the clear comes
+        cache.put(key(n), &findings(n), tags(n)); // some still queued when the clear comes
     }
     cache.clear().unwrap();
     for n in 0..20 {
@@ -235,7 +244,7 @@ fn clear_drops_memory_and_disk_entries() {
     assert_eq!(cache.stats().entries, 0);
 
     // Puts after a clear are kept, and the cleared ones stay gone across a reopen.
-    cache.put(key(100), &findings(100));
+    cache.put(key(100), &findings(100), tags(100));
     drop(cache);
     let cache = dirs.open();
     assert_eq!(cache.get(&key(100)), Some(findings(100)));
@@ -243,8 +252,8 @@ fn clear_drops_memory_and_disk_entries() {
         assert_eq!(cache.get(&key(n)), None, "entry {n}");
     }
 
-    let memory = Cache::memory(TTL);
-    memory.put(key(1), &findings(1));
+    let memory = Store::memory(&settings());
+    memory.put(key(1), &findings(1), tags(1));
     memory.clear().unwrap();
     assert_eq!(memory.get(&key(1)), None);
 }
@@ -269,7 +278,7 @@ fn undecodable_values_are_misses() {
     }
     assert_eq!(cache.get(&key(6)), Some(vec![]), "the control value decodes");
     let stats = cache.stats();
-    assert_eq!((stats.hits, stats.misses), (1, 5));
+    assert_eq!((stats.hits(), stats.misses), (1, 5));
     assert!(stats.persistent, "a bad value is not a reason to give up the file");
 }
 
@@ -301,7 +310,7 @@ fn garbage_file_is_moved_aside_and_replaced() {
 
         // A fresh file replaced it, and works.
         assert!(cache.stats().persistent);
-        cache.put(key(1), &findings(1));
+        cache.put(key(1), &findings(1), tags(1));
         drop(cache);
         let cache = dirs.open();
         assert_eq!(cache.get(&key(1)), Some(findings(1)));
@@ -330,7 +339,7 @@ fn damaged_database_never_panics() {
         {
             let cache = dirs.open();
             for n in 0..3000 {
-                cache.put(key(n), &findings(n));
+                cache.put(key(n), &findings(n), tags(n));
             }
         }
         let mut bytes = std::fs::read(dirs.db_path()).unwrap();
@@ -351,7 +360,7 @@ fn damaged_database_never_panics() {
             dirs.others().len()
         );
         assert!(hits < 3000, "{what}: the damage went unnoticed");
-        cache.put(key(5000), &findings(5000));
+        cache.put(key(5000), &findings(5000), tags(5000));
         assert_eq!(cache.get(&key(5000)), Some(findings(5000)), "{what}");
         cache.flush();
         assert_eq!(cache.get(&key(5000)), Some(findings(5000)), "{what}");
@@ -361,7 +370,7 @@ fn damaged_database_never_panics() {
         drop(cache);
         // And the next run starts from a usable state too.
         let cache = dirs.open();
-        cache.put(key(6000), &findings(6000));
+        cache.put(key(6000), &findings(6000), tags(6000));
         assert_eq!(cache.get(&key(6000)), Some(findings(6000)), "{what}");
     }
 }
@@ -377,14 +386,14 @@ fn damage_found_after_open_abandons_the_file_and_moves_it_aside_on_drop() {
     for (what, failure) in failures {
         let dirs = Dirs::new();
         let cache = dirs.open();
-        cache.put(key(1), &findings(1));
+        cache.put(key(1), &findings(1), tags(1));
         cache.flush();
         assert_eq!(cache.shared.guard("read", failure), None);
         let stats = cache.stats();
         assert!(!stats.persistent, "{what}: {stats:?}");
         // Still a working (memory) cache.
-        assert_eq!(cache.get(&key(1)), None, "{what}: the file is no longer read");
-        cache.put(key(2), &findings(2));
+        assert_eq!(cache.get(&key(1)), Some(findings(1)), "{what}: what memory holds still serves");
+        cache.put(key(2), &findings(2), tags(2));
         cache.flush();
         assert_eq!(cache.get(&key(2)), Some(findings(2)), "{what}");
         cache.clear().unwrap();
@@ -402,7 +411,7 @@ fn damage_found_after_open_abandons_the_file_and_moves_it_aside_on_drop() {
     // stays where it is, and a clear, which cannot reach it, says so.
     let dirs = Dirs::new();
     let cache = dirs.open();
-    cache.put(key(1), &findings(1));
+    cache.put(key(1), &findings(1), tags(1));
     cache.flush();
     assert_eq!(cache.shared.guard("read", || Err::<(), _>(redb::Error::PreviousIo)), None);
     assert!(!cache.stats().persistent);
@@ -421,37 +430,33 @@ fn damage_found_after_open_abandons_the_file_and_moves_it_aside_on_drop() {
 }
 
 #[test]
-fn second_open_in_process_falls_back_to_memory() {
+fn two_stores_on_one_file_share_it() {
     logs();
     let dirs = Dirs::new();
     let first = dirs.open();
-    first.put(key(1), &findings(1));
+    first.put(key(1), &findings(1), tags(1));
     first.flush();
 
+    // The second asks for the file; the first yields it on its next writer tick.
     let second = dirs.open();
-    let stats = second.stats();
-    assert!(!stats.persistent, "{stats:?}");
-    assert_eq!(stats.path, None);
-    assert_eq!(second.path(), None);
-    // Memory-only: it does not see the first one's file, but works on its own.
-    assert_eq!(second.get(&key(1)), None);
-    second.put(key(2), &findings(2));
-    assert_eq!(second.get(&key(2)), Some(findings(2)));
+    assert!(second.stats().persistent, "{:?}", second.stats());
+    assert_eq!(second.path(), Some(dirs.db_path().as_path()));
+    assert_eq!(second.get(&key(1)), Some(findings(1)), "the second reads what the first committed");
+    second.put(key(2), &findings(2), tags(2));
     second.flush();
-    second.clear().unwrap();
+    // And the first, after asking back, reads what the second committed.
+    assert_eq!(first.get(&key(2)), Some(findings(2)));
+    first.put(key(3), &findings(3), tags(3));
 
-    // The lock is not mistaken for corruption: nothing was moved aside, the first still works.
-    assert!(dirs.others().is_empty(), "{:?}", dirs.others());
-    assert_eq!(first.get(&key(1)), Some(findings(1)));
-    first.put(key(3), &findings(3));
+    // The lock is not mistaken for corruption.
+    assert!(dirs.others().iter().all(|p| p.extension().is_some_and(|e| e == "want")), "{:?}", dirs.others());
     drop(second);
     drop(first);
 
     let third = dirs.open();
-    assert!(third.stats().persistent);
-    assert_eq!(third.get(&key(1)), Some(findings(1)));
-    assert_eq!(third.get(&key(3)), Some(findings(3)));
-    assert_eq!(third.get(&key(2)), None);
+    for n in 1..=3 {
+        assert_eq!(third.get(&key(n)), Some(findings(n)), "entry {n}");
+    }
 }
 
 #[test]
@@ -462,7 +467,7 @@ fn unusable_cache_dir_falls_back_to_memory() {
     std::fs::write(dirs.cache_dir(), b"").unwrap();
     let cache = dirs.open();
     assert!(!cache.stats().persistent);
-    cache.put(key(1), &findings(1));
+    cache.put(key(1), &findings(1), tags(1));
     assert_eq!(cache.get(&key(1)), Some(findings(1)));
 
     // A directory where the file should be: an I/O error, not corruption, so nothing is moved.
@@ -476,14 +481,16 @@ fn unusable_cache_dir_falls_back_to_memory() {
 
 #[test]
 fn memory_cache_roundtrip_and_stats() {
-    let cache = Cache::memory(TTL);
+    let cache = Store::memory(&settings());
     assert_eq!(cache.path(), None);
-    cache.put(key(1), &findings(1));
-    cache.put(key(2), &findings(2));
+    cache.put(key(1), &findings(1), tags(1));
+    cache.put(key(2), &findings(2), tags(2));
     cache.flush();
     assert_eq!(cache.get(&key(1)), Some(findings(1)));
     assert_eq!(cache.get(&key(3)), None);
-    assert_eq!(cache.stats(), CacheStats { hits: 1, misses: 1, entries: 2, path: None, persistent: false });
+    let stats = cache.stats();
+    assert_eq!((stats.memory_hits, stats.disk_hits, stats.misses, stats.entries), (1, 0, 1, 2), "{stats:?}");
+    assert_eq!((stats.path, stats.persistent), (None, false));
 }
 
 #[test]
@@ -495,7 +502,7 @@ fn concurrent_puts_and_gets() {
             let cache = Arc::clone(&cache);
             std::thread::spawn(move || {
                 for n in (t * 1000)..(t * 1000 + 1000) {
-                    cache.put(key(n), &findings(n));
+                    cache.put(key(n), &findings(n), tags(n));
                     assert_eq!(cache.get(&key(n)), Some(findings(n)));
                     if n % 250 == 0 {
                         cache.flush();
@@ -523,13 +530,13 @@ fn writes_are_batched() {
     let dirs = Dirs::new();
     let cache = dirs.open();
     for n in 0..2000 {
-        cache.put(key(n), &findings(n));
+        cache.put(key(n), &findings(n), tags(n));
     }
     cache.flush();
     let commits = cache.shared.commits.load(Ordering::Relaxed);
     assert!((4..=20).contains(&commits), "{commits} commits for 2000 puts");
     // A lone put is committed by the linger deadline, without a flush.
-    cache.put(key(5000), &findings(5000));
+    cache.put(key(5000), &findings(5000), tags(5000));
     let start = Instant::now();
     while pending_len(&cache) > 0 && start.elapsed() < Duration::from_secs(10) {
         std::thread::sleep(Duration::from_millis(10));
@@ -543,8 +550,8 @@ fn records_survive_clear_and_reopen_and_do_not_expire() {
     let dirs = Dirs::new();
     let (clock, time) = manual_clock(1_000);
     {
-        let cache = Cache::open_with_clock(&dirs.cache_dir(), &dirs.ws(), TTL, clock.clone());
-        cache.put(key(1), &findings(1));
+        let cache = Store::open_with_clock(&dirs.cache_dir(), &dirs.ws(), &settings(), clock.clone());
+        cache.put(key(1), &findings(1), tags(1));
         cache.put_record("budget/2026-11-28", b"first");
         cache.put_record("budget/2026-11-28", b"second");
         assert_eq!(cache.get_record("budget/2026-11-28").as_deref(), Some(&b"second"[..]));
@@ -554,12 +561,12 @@ fn records_survive_clear_and_reopen_and_do_not_expire() {
         assert_eq!(cache.stats().entries, 0, "records are not cache entries");
     }
     time.store(1_000 + 10 * TTL.as_secs(), Ordering::Relaxed);
-    let cache = Cache::open_with_clock(&dirs.cache_dir(), &dirs.ws(), TTL, clock);
+    let cache = Store::open_with_clock(&dirs.cache_dir(), &dirs.ws(), &settings(), clock);
     assert_eq!(pending_len(&cache), 0);
     assert_eq!(cache.get_record("budget/2026-11-28").as_deref(), Some(&b"second"[..]));
     assert_eq!(cache.get_record("budget/2026-11-29"), None);
 
-    let memory = Cache::memory(TTL);
+    let memory = Store::memory(&settings());
     memory.put_record("r", b"v");
     assert_eq!(memory.get_record("r").as_deref(), Some(&b"v"[..]));
 }
