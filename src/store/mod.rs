@@ -86,6 +86,9 @@ pub struct RedisSettings {
 
 /// A lookup in Redis waits this long at most; then it is a miss and the review goes on.
 const TEAM_TIMEOUT: Duration = Duration::from_millis(50);
+/// Opening waits this long for Redis to answer at all; an unreachable one is then left to
+/// reconnect in the background.
+const TEAM_CONNECT_WAIT: Duration = Duration::from_millis(250);
 
 impl Default for StoreSettings {
     fn default() -> Self {
@@ -395,16 +398,16 @@ impl Store {
     /// Drops the cached results whose tags match `filter`; returns how many.
     pub fn invalidate(&self, filter: &Filter) -> anyhow::Result<u64> {
         self.shared.lock_hot().clear();
-        let dropped_pending = {
-            let mut pending = self.shared.lock_pending();
-            let before = pending.map.len();
-            pending.map.retain(|slot, e| {
-                !matches!(slot, Slot::Findings(_)) || !e.tags.as_ref().is_some_and(|t| filter.matches(t))
-            });
-            (before - pending.map.len()) as u64
-        };
+        let mut dropped: std::collections::HashSet<[u8; 32]> = std::collections::HashSet::new();
+        self.shared.lock_pending().map.retain(|slot, e| match slot {
+            Slot::Findings(key) if e.tags.as_ref().is_some_and(|t| filter.matches(t)) => {
+                dropped.insert(key.0);
+                false
+            }
+            _ => true,
+        });
         let Some(writer) = self.live_writer() else {
-            return Ok(dropped_pending);
+            return Ok(dropped.len() as u64);
         };
         let (done_tx, done_rx) = mpsc::sync_channel(1);
         if !writer.send(Msg::Invalidate(filter.clone(), done_tx)) {
@@ -412,12 +415,14 @@ impl Store {
         }
         let on_disk = done_rx.recv().map_err(|_| anyhow::anyhow!("the cache writer has stopped"))?;
         let keys = on_disk.map_err(|e| anyhow::anyhow!("cannot invalidate: {e}"))?;
+        // A pending entry may have been committed before the writer saw the filter.
+        dropped.extend(keys);
         // The team's copies of what matched here go too; entries only others have stored are
         // not tagged in Redis and stay until their TTL.
         if let Some(team) = &self.shared.team {
-            team.delete(&keys);
+            team.delete(&dropped.iter().copied().collect::<Vec<_>>());
         }
-        Ok(dropped_pending + keys.len() as u64)
+        Ok(dropped.len() as u64)
     }
 
     /// Expires old entries and evicts the least recently used beyond the size cap now (the
@@ -509,7 +514,11 @@ impl fmt::Debug for Store {
 impl Shared {
     fn new(settings: &StoreSettings, clock: Clock, lease: Option<Lease>) -> Shared {
         let hot = NonZeroUsize::new(settings.memory_entries).unwrap_or(NonZeroUsize::MIN);
-        let team = settings.redis.as_ref().map(|r| Arc::new(RedisBackend::connect(&r.url, &r.namespace, TEAM_TIMEOUT)));
+        let team = settings.redis.as_ref().map(|r| {
+            let team = RedisBackend::connect(&r.url, &r.namespace, TEAM_TIMEOUT);
+            team.wait_connected(TEAM_CONNECT_WAIT);
+            Arc::new(team)
+        });
         Shared {
             team,
             ttl_secs: AtomicU64::new(settings.ttl.as_secs()),

@@ -570,3 +570,71 @@ fn records_survive_clear_and_reopen_and_do_not_expire() {
     memory.put_record("r", b"v");
     assert_eq!(memory.get_record("r").as_deref(), Some(&b"v"[..]));
 }
+
+#[test]
+fn the_size_cap_evicts_the_least_recently_used() {
+    let dirs = Dirs::new();
+    let (clock, time) = manual_clock(10_000);
+    let cache = Store::open_with_clock(&dirs.cache_dir(), &dirs.ws(), &settings(), clock);
+    for n in 0..200 {
+        cache.put(key(n), &findings(n), tags(n));
+    }
+    cache.flush();
+    let total = cache.stats().bytes.unwrap();
+    assert!(total > 10_000, "{total}");
+
+    // Two minutes later the first 20 are used again; the access is recorded on the next commit.
+    time.store(10_120, Ordering::Relaxed);
+    for n in 0..20 {
+        assert!(cache.get(&key(n)).is_some());
+    }
+    cache.flush();
+
+    cache.set_settings(&StoreSettings { max_bytes: total / 2, ..settings() });
+    let report = cache.gc().unwrap();
+    assert!(report.evicted > 0 && report.expired == 0, "{report:?}");
+    assert!(report.bytes <= total / 2 / 10 * 9, "trimmed to 90 % of the cap: {report:?}");
+    assert_eq!(cache.stats().bytes, Some(report.bytes));
+    for n in 0..20 {
+        assert!(raw_on_disk(&cache, &key(n)).is_some(), "recently used entry {n} was evicted");
+    }
+    let kept = (20..200).filter(|&n| raw_on_disk(&cache, &key(n)).is_some()).count() as u64;
+    assert_eq!(kept + 20, report.entries);
+    assert!(kept < 180);
+}
+
+#[test]
+fn gc_expires_by_ttl_with_the_clock_the_test_controls() {
+    let dirs = Dirs::new();
+    let (clock, time) = manual_clock(50_000);
+    let cache = Store::open_with_clock(&dirs.cache_dir(), &dirs.ws(), &settings(), clock);
+    cache.put(key(1), &findings(1), tags(1));
+    time.store(50_000 + TTL.as_secs() / 2, Ordering::Relaxed);
+    cache.put(key(2), &findings(2), tags(2));
+    cache.flush();
+    time.store(50_000 + TTL.as_secs() + 1, Ordering::Relaxed);
+    let report = cache.gc().unwrap();
+    assert_eq!((report.expired, report.entries), (1, 1), "{report:?}");
+    assert!(raw_on_disk(&cache, &key(1)).is_none());
+    assert!(raw_on_disk(&cache, &key(2)).is_some());
+}
+
+#[test]
+fn invalidate_drops_what_the_filter_matches_in_memory_and_on_disk() {
+    let dirs = Dirs::new();
+    let cache = dirs.open();
+    for n in 0..30 {
+        cache.put(key(n), &findings(n), tags(n));
+    }
+    cache.flush();
+    cache.put(key(30), &findings(30), tags(30)); // still pending
+    // tags(n) puts n in src/m{n % 3}/.
+    let dropped = cache.invalidate(&Filter::new(Some("src/m0/**"), None, None).unwrap()).unwrap();
+    assert_eq!(dropped, 11);
+    for n in 0..31 {
+        assert_eq!(cache.get(&key(n)).is_some(), n % 3 != 0, "entry {n}");
+    }
+    assert_eq!(cache.invalidate(&Filter::new(None, Some("security"), Some("gpt-4.1")).unwrap()).unwrap(), 0);
+    assert_eq!(cache.invalidate(&Filter::new(None, Some("security"), Some("offline")).unwrap()).unwrap(), 20);
+    assert_eq!(cache.stats().entries, 0);
+}

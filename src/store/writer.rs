@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use redb::{ReadableTable, WriteTransaction};
 use tracing::{debug, warn};
 
-use super::codec::Meta;
+use super::codec::{self, Meta};
 use super::maintenance::{self, GcReport};
 use super::{CACHE, CACHE_META, CacheKey, Filter, HISTORY, RECORDS, REPORTS, Shared, Tags};
 
@@ -204,9 +204,11 @@ fn commit(shared: &Shared, st: &mut State) {
             match slot {
                 Slot::Findings(key) => {
                     cache.insert(&key.0, &**value)?;
+                    // Age counts from the put (in the value), not from this commit.
+                    let created = codec::created(value).unwrap_or(now);
                     let row = Meta {
-                        created: now,
-                        last_access: now,
+                        created,
+                        last_access: created,
                         size: value.len() as u32,
                         tags: tags.clone().unwrap_or_default(),
                     };

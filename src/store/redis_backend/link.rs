@@ -163,10 +163,10 @@ impl Shared {
                 return;
             }
             Phase::Up => {
-                tracing::warn!(addr = %self.addr, "redis team tier down, using local cache and limits: {error}")
+                tracing::info!(addr = %self.addr, "redis team tier down, using local cache and limits: {error}")
             }
             Phase::Connecting => {
-                tracing::warn!(addr = %self.addr, "redis team tier unreachable, using local cache and limits: {error}")
+                tracing::info!(addr = %self.addr, "redis team tier unreachable, using local cache and limits: {error}")
             }
         }
         link.phase = Phase::Down;

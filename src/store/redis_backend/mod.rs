@@ -135,6 +135,17 @@ impl RedisBackend {
         self.shared.state()
     }
 
+    /// Waits up to `max` for the first connection attempt to finish, so a short-lived process
+    /// (a CLI scan of a few files) uses the team tier from its first lookup. Returns whether
+    /// the backend is up.
+    pub fn wait_connected(&self, max: Duration) -> bool {
+        let deadline = std::time::Instant::now() + max;
+        while self.state() == BackendState::Connecting && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        self.state() == BackendState::Up
+    }
+
     pub fn stats(&self) -> RedisStats {
         let counters = &self.shared.counters;
         RedisStats {
