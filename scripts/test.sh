@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The full test suite: installs what the tests need (Neovim 0.11 for the headless-client
-# test), then runs every test against the real binary.
+# test, redis-server for the team tier, promtool for the alert rules), then runs every test
+# against the real binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REVIEW_LSP_NVIM="$(scripts/install-nvim.sh)"
 export REVIEW_LSP_NVIM
 REVIEW_LSP_REDIS_SERVER="$(scripts/install-redis.sh)"
 export REVIEW_LSP_REDIS_SERVER
+REVIEW_LSP_PROMTOOL="$(scripts/install-promtool.sh)"; export REVIEW_LSP_PROMTOOL
 cargo test --locked --all-targets

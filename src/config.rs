@@ -28,6 +28,14 @@ pub struct Config {
     pub budget: BudgetSettings,
     pub cache: CacheSettings,
     pub log: LogSettings,
+    pub metrics: MetricsSettings,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MetricsSettings {
+    /// Serve Prometheus metrics at `http://<addr>/metrics`; a bare port means loopback.
+    pub addr: Option<String>,
 }
 
 /// Which engine reviews: the built-in offline rules, or a model vendor.

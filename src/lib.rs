@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod llm;
 pub mod logging;
+pub mod metrics;
 pub mod panics;
 pub mod review;
 pub mod scheduler;

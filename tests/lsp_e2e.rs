@@ -194,6 +194,25 @@ fn scan_command_reports_progress_and_publishes_every_file() {
     assert!(codes(&a).contains(&"python/security/eval".into()));
     let b = c.diagnostics(&file_uri(&ws.path().join("pkg/b.js")), None);
     assert!(codes(&b).iter().any(|r| r.ends_with("loose-equality")), "{b}");
+    c.open(&file_uri(&ws.path().join("pkg/a.py")), "python", 1, PY);
+    c.diagnostics(&file_uri(&ws.path().join("pkg/a.py")), Some(1));
+    assert!(c.shutdown().success());
+
+    // The scan and the edit are in the workspace's history, which the CLI reads.
+    let out = std::process::Command::new(common::bin())
+        .args(["history", "--format", "json"])
+        .current_dir(ws.path())
+        .env("XDG_CACHE_HOME", ws.path().join(".test-cache"))
+        .output()
+        .unwrap();
+    let rows: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{out:?}"));
+    let triggers: Vec<(&str, u64)> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["trigger"].as_str().unwrap(), r["files"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(triggers, [("scan", 2), ("edit", 1)], "{rows}");
 }
 
 #[test]

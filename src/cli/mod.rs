@@ -43,6 +43,9 @@ pub enum Command {
         /// Talk LSP over stdin/stdout (the only transport; accepted because editors pass it).
         #[arg(long)]
         stdio: bool,
+        /// Serve Prometheus metrics at http://ADDR/metrics (`9464` means 127.0.0.1:9464).
+        #[arg(long, value_name = "ADDR")]
+        metrics_addr: Option<String>,
     },
     /// Review files and print the findings.
     Scan(ScanArgs),
@@ -103,6 +106,10 @@ pub struct ScanArgs {
     /// Provider endpoint, e.g. an OpenAI-compatible local server (overrides `llm.base_url`).
     #[arg(long, value_name = "URL")]
     pub base_url: Option<String>,
+
+    /// Write Prometheus metrics (text format) to FILE at the end of the run, for CI.
+    #[arg(long, value_name = "FILE")]
+    pub metrics_file: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -149,7 +156,8 @@ pub fn main() -> ExitCode {
         Some(Command::Cache { store, action }) => finish(store_cmd::cache(&store, &action)),
         Some(Command::Report { store, action }) => finish(store_cmd::report(&store, &action)),
         Some(Command::History { store, args }) => finish(store_cmd::history(&store, &args)),
-        Some(Command::Serve { .. }) | None => serve(),
+        Some(Command::Serve { metrics_addr, .. }) => serve(crate::server::ServeOptions { metrics_addr }),
+        None => serve(crate::server::ServeOptions::default()),
     }
 }
 
@@ -164,9 +172,9 @@ fn finish(result: Result<ExitCode, String>) -> ExitCode {
     }
 }
 
-fn serve() -> ExitCode {
+fn serve(options: crate::server::ServeOptions) -> ExitCode {
     // The server sets up its own runtime and logging (`logging::init_server`).
-    match crate::server::serve_stdio() {
+    match crate::server::serve_stdio(options) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("review-lsp: {err:#}");
@@ -187,8 +195,8 @@ mod tests {
     fn server_spellings() {
         assert!(parse(&[]).unwrap().command.is_none());
         assert!(parse(&["--stdio"]).unwrap().stdio);
-        assert!(matches!(parse(&["serve", "--stdio"]).unwrap().command, Some(Command::Serve { stdio: true })));
-        assert!(matches!(parse(&["serve"]).unwrap().command, Some(Command::Serve { stdio: false })));
+        assert!(matches!(parse(&["serve", "--stdio"]).unwrap().command, Some(Command::Serve { stdio: true, .. })));
+        assert!(matches!(parse(&["serve"]).unwrap().command, Some(Command::Serve { stdio: false, .. })));
     }
 
     #[test]

@@ -106,6 +106,12 @@ fn scan(args: &ScanArgs) -> Result<ExitCode, String> {
 
     keep_artifacts(&store, &report, &root, &engine, &config);
     store.flush();
+    if let Some(file) = &args.metrics_file {
+        llm_agents::export_metrics();
+        crate::metrics::set_redis_up(store.team().map(|t| t.state() == crate::store::redis_backend::BackendState::Up));
+        std::fs::write(file, crate::metrics::encode())
+            .map_err(|e| format!("cannot write the metrics to {}: {e}", file.display()))?;
+    }
 
     let failed = args.fail_on.threshold().is_some_and(|min| report.findings.iter().any(|r| r.finding.severity >= min));
     let code = if failed { ExitCode::from(1) } else { ExitCode::SUCCESS };
@@ -233,6 +239,7 @@ fn run_llm_agents(engine: &Engine, results: &mut [FileResult]) -> Vec<CallRecord
     eprintln!("sending {} files to the LLM agents", work.len());
     let cache = engine.cache().cloned();
     let cancel = CancellationToken::new();
+    let llm_started = Instant::now();
     let report = runtime.block_on(async {
         let progress = tokio::spawn(super::llm_progress::report(work.len()));
         let report = llm_agents::run(engine.routing(), cache.as_deref(), &work, Priority::Workspace, &cancel).await;
@@ -245,6 +252,9 @@ fn run_llm_agents(engine: &Engine, results: &mut [FileResult]) -> Vec<CallRecord
             engine.complete(&source, outcome, found);
             *findings = output::locate(&file.path, &file.text, std::mem::take(&mut outcome.findings));
             *pending = None;
+            // These files waited for the whole LLM phase.
+            let status = if outcome.llm_unavailable.is_empty() { "ok" } else { "error" };
+            crate::metrics::review("cli", status, llm_started.elapsed().as_secs_f64());
         }
     }
     report.calls
@@ -298,9 +308,16 @@ fn review_file(engine: &Engine, path: &Path, root: &Path, max_size: u64) -> File
         Ok(text) => text,
         Err(skip) => return skipped(skip.to_string()),
     };
+    let started = Instant::now();
     let reviewed = catch_unwind(AssertUnwindSafe(|| {
         engine.review(&Source { language, text: &text, path: &rel }, &Request::default(), &CancellationToken::new())
     }));
+    // A file with LLM work pending is counted when that work is done (`run_llm_agents`).
+    let pending_llm = matches!(&reviewed, Ok(Ok(outcome)) if !outcome.jobs.is_empty());
+    if !pending_llm {
+        let status = if reviewed.is_ok() { "ok" } else { "error" };
+        crate::metrics::review("cli", status, started.elapsed().as_secs_f64());
+    }
     match reviewed {
         Ok(Ok(mut outcome)) => {
             let findings = output::locate(&rel, &text, std::mem::take(&mut outcome.findings));

@@ -60,6 +60,23 @@ pub enum LlmError {
     InvalidResponse(String),
 }
 
+impl LlmError {
+    /// The `error_type` label of `llm_api_errors_total`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            LlmError::MissingKey { .. } | LlmError::Auth { .. } => "auth",
+            LlmError::RateLimited { .. } => "rate_limited",
+            LlmError::QuotaExhausted { .. } => "quota",
+            LlmError::Overloaded { .. } => "overloaded",
+            LlmError::Server { .. } => "server",
+            LlmError::Timeout => "timeout",
+            LlmError::Connect(_) => "connection",
+            LlmError::BadRequest { .. } => "other",
+            LlmError::InvalidResponse(_) => "bad_reply",
+        }
+    }
+}
+
 fn missing_key(env: &str) -> String {
     if env.is_empty() {
         "no API key: no environment variable is configured for it (set llm.api_key_env)".to_owned()

@@ -157,6 +157,7 @@ impl Dispatcher {
             self.free -= 1;
             let waited = now.saturating_duration_since(ready.enqueued);
             self.with_stats(|s| s.lane_mut(ready.lane).record_wait(waited));
+            crate::metrics::queue_wait(ready.lane.as_str(), waited.as_secs_f64());
             let (key, seq, lane) = (ready.key.clone(), ready.seq, ready.lane);
             let tx = self.tx.clone();
             let on_panic = self.on_panic.clone();

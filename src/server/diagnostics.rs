@@ -103,7 +103,16 @@ pub fn schedule_review(session: &Arc<Session>, uri: Uri, lane: Lane, delay: Dura
         parent: None,
         task: Box::new(move |token| {
             Box::pin(async move {
-                review_open_document(s, uri, request, token).await;
+                let started = std::time::Instant::now();
+                let reviewed = review_open_document(s, uri, request, token.clone()).await;
+                let status = match &reviewed {
+                    Some(outcome) if outcome.llm_unavailable.is_empty() => "ok",
+                    Some(_) => "error",
+                    None if token.is_cancelled() => "cancelled",
+                    // Closed, or not reviewable (too large): not a review.
+                    None => return,
+                };
+                crate::metrics::review("edit", status, started.elapsed().as_secs_f64());
             })
         }),
     });

@@ -64,6 +64,29 @@ pub async fn initialize(session: &Arc<Session>, params: InitializeParams) -> Ini
 pub async fn initialized(session: &Arc<Session>) {
     let problems = std::mem::take(&mut *session.problems.lock().unwrap_or_else(|p| p.into_inner()));
     report_problems(session, &problems).await;
+    start_metrics(session).await;
+    super::status::watch(session.clone());
+}
+
+/// Serves `/metrics` if the command line or the settings ask for it. A bad or busy address is
+/// a message, not a failure: the server works without metrics.
+async fn start_metrics(session: &Arc<Session>) {
+    let Some(addr) = session.options.metrics_addr.clone().or_else(|| session.config().metrics.addr.clone()) else {
+        return;
+    };
+    let bound = match super::metrics_http::parse_addr(&addr) {
+        Ok(addr) => {
+            super::metrics_http::serve(session.clone(), addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))
+        }
+        Err(e) => Err(e),
+    };
+    match bound {
+        Ok(bound) => *session.metrics_bound.lock().unwrap_or_else(|p| p.into_inner()) = Some(bound),
+        Err(e) => {
+            tracing::warn!("metrics: {e}");
+            session.client.show_message(MessageType::WARNING, format!("review-lsp: metrics are off: {e}")).await;
+        }
+    }
 }
 
 pub async fn did_change_configuration(session: &Arc<Session>, params: DidChangeConfigurationParams) {

@@ -8,8 +8,10 @@ mod document;
 pub mod encoding;
 mod guard;
 mod lifecycle;
+pub mod metrics_http;
 mod scan;
 mod session;
+mod status;
 mod sync;
 mod transport;
 
@@ -40,7 +42,7 @@ pub struct Backend {
 }
 
 impl Backend {
-    fn new(client: Client) -> Backend {
+    fn new(client: Client, options: ServeOptions) -> Backend {
         let workers = crate::config::ReviewSettings::default().worker_count();
         let c = client.clone();
         let on_panic: PanicHook = Arc::new(move |message| {
@@ -49,7 +51,9 @@ impl Backend {
         });
         let scheduler = Scheduler::start(workers, on_panic);
         warm_up_rules();
-        Backend { session: Arc::new(Session::new(client, scheduler)) }
+        let mut session = Session::new(client, scheduler);
+        session.options = options;
+        Backend { session: Arc::new(session) }
     }
 
     async fn progress_cancel(&self, params: WorkDoneProgressCancelParams) {
@@ -126,11 +130,18 @@ fn warm_up_rules() {
 
 /// Runs the server on stdin/stdout until the client exits. Logs go to a file and stderr,
 /// never stdout: stdout is the protocol.
-pub fn serve_stdio() -> anyhow::Result<()> {
+/// What the command line asks of the server, beyond the editor's settings.
+#[derive(Clone, Debug, Default)]
+pub struct ServeOptions {
+    /// `--metrics-addr`; wins over `[metrics] addr`.
+    pub metrics_addr: Option<String>,
+}
+
+pub fn serve_stdio(options: ServeOptions) -> anyhow::Result<()> {
     let _log_guard = crate::logging::init_server(None);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
-        let (service, socket) = LspService::build(Backend::new)
+        let (service, socket) = LspService::build(move |client| Backend::new(client, options.clone()))
             .custom_method("window/workDoneProgress/cancel", Backend::progress_cancel)
             .custom_method(transport::MALFORMED, Backend::malformed)
             .finish();

@@ -46,6 +46,7 @@ struct Pending {
     text: Arc<str>,
     path: String,
     outcome: Outcome,
+    started: Instant,
 }
 
 pub async fn scan_workspace(session: Arc<Session>, client_token: Option<ProgressToken>) -> Result<Value> {
@@ -82,6 +83,7 @@ pub async fn scan_workspace(session: Arc<Session>, client_token: Option<Progress
     };
 
     let started = Instant::now();
+    let tokens_before = session.totals().tokens();
     let files = tokio::task::spawn_blocking(move || workspace::discover(&[root])).await.unwrap_or_default();
     let total = files.len();
     let generation = SCAN_GENERATION.fetch_add(1, Ordering::Relaxed) + 1;
@@ -140,6 +142,21 @@ pub async fn scan_workspace(session: Arc<Session>, client_token: Option<Progress
     if let Some(p) = progress {
         p.finish_with_message(summary.clone()).await;
     }
+    if let Some(store) = session.store() {
+        let engine = session.engine();
+        let (source, model) = engine.routing().describe();
+        store.record_review(&crate::store::HistoryRow {
+            time: crate::store::HistoryRow::now(),
+            trigger: "scan".into(),
+            files: (done - skipped) as u64,
+            agents: engine.settings().agents.iter().map(|a| a.as_str().to_string()).collect(),
+            source,
+            model,
+            tokens: session.totals().tokens().saturating_sub(tokens_before),
+            duration_ms: started.elapsed().as_millis() as u64,
+            outcome: if cancelled { "cancelled".into() } else { "ok".into() },
+        });
+    }
     Ok(json!({
         "files": total,
         "files_scanned": done - skipped,
@@ -194,6 +211,7 @@ async fn scan_file(
         }
     };
     let (version, text) = (snapshot.version, snapshot.text);
+    let started = Instant::now();
     let root = session.info().root;
     let shown = root.as_deref().and_then(|r| path.strip_prefix(r).ok()).unwrap_or(&path).to_string_lossy().into_owned();
     let Some(outcome) =
@@ -205,10 +223,12 @@ async fn scan_file(
     let version = open.then_some(version);
     publish_scanned(&session, &uri, version, language, &text, &outcome).await;
     if outcome.jobs.is_empty() {
+        crate::metrics::review("scan", "ok", started.elapsed().as_secs_f64());
         let _ = tx.send(FileResult::Reviewed { findings: outcome.findings.len() });
         return;
     }
-    let _ = tx.send(FileResult::Pending(Box::new(Pending { uri, version, language, text, path: shown, outcome })));
+    let pending = Pending { uri, version, language, text, path: shown, outcome, started };
+    let _ = tx.send(FileResult::Pending(Box::new(pending)));
 }
 
 /// Publishes a scanned file's findings: through the version check for an open document,
@@ -251,6 +271,8 @@ async fn run_batch(session: &Arc<Session>, mut files: Vec<Pending>, cancel: &Can
     let mut total = 0;
     for (mut p, result) in files.into_iter().zip(report.files) {
         engine.complete(&Source { language: p.language, text: &p.text, path: &p.path }, &mut p.outcome, result);
+        let status = if p.outcome.llm_unavailable.is_empty() { "ok" } else { "error" };
+        crate::metrics::review("scan", status, p.started.elapsed().as_secs_f64());
         if let Some(why) = p.outcome.llm_unavailable.first() {
             session.warn_llm_once(why).await;
         }

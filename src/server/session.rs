@@ -62,6 +62,11 @@ impl Totals {
         }
     }
 
+    /// Prompt plus completion tokens so far.
+    pub fn tokens(&self) -> u64 {
+        self.prompt_tokens + self.completion_tokens
+    }
+
     pub fn record_calls(&mut self, calls: &[CallRecord]) {
         for call in calls {
             self.llm_calls += 1;
@@ -97,6 +102,9 @@ pub struct Session {
     /// Running workspace scans by progress token, so a cancel can find them.
     pub scans: Mutex<HashMap<String, CancellationToken>>,
     llm_warned: std::sync::atomic::AtomicBool,
+    pub options: super::ServeOptions,
+    /// Where `/metrics` is served, once it is.
+    pub metrics_bound: Mutex<Option<std::net::SocketAddr>>,
 }
 
 impl Session {
@@ -115,6 +123,8 @@ impl Session {
             totals: Mutex::new(Totals::default()),
             scans: Mutex::new(HashMap::new()),
             llm_warned: std::sync::atomic::AtomicBool::new(false),
+            options: super::ServeOptions::default(),
+            metrics_bound: Mutex::new(None),
         }
     }
 

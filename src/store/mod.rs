@@ -252,6 +252,7 @@ impl Store {
         if let Some((created, findings)) = hot {
             if Duration::from_secs(now.saturating_sub(created)) <= ttl {
                 shared.memory_hits.fetch_add(1, Ordering::Relaxed);
+                crate::metrics::cache_hit("memory");
                 shared.touch(*key, now);
                 return Some(findings.as_ref().clone());
             }
@@ -259,8 +260,13 @@ impl Store {
         let queued = shared.lock_pending().map.get(&Slot::Findings(*key)).map(|e| Arc::clone(&e.value));
         if let Some(value) = queued {
             let found = decode(key, &value, now, ttl);
-            let counter = if found.is_some() { &shared.memory_hits } else { &shared.misses };
-            counter.fetch_add(1, Ordering::Relaxed);
+            if found.is_some() {
+                shared.memory_hits.fetch_add(1, Ordering::Relaxed);
+                crate::metrics::cache_hit("memory");
+            } else {
+                shared.misses.fetch_add(1, Ordering::Relaxed);
+                crate::metrics::cache_miss();
+            }
             return found;
         }
         let from_disk = shared.read("read", READ_PATIENCE, |db| {
@@ -279,6 +285,7 @@ impl Store {
         });
         if let Some((created, findings)) = found {
             shared.disk_hits.fetch_add(1, Ordering::Relaxed);
+            crate::metrics::cache_hit("disk");
             shared.touch(*key, now);
             shared.lock_hot().put(*key, (created, Arc::new(findings.clone())));
             return Some(findings);
@@ -287,6 +294,7 @@ impl Store {
             return Some(found);
         }
         shared.misses.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::cache_miss();
         None
     }
 
@@ -298,6 +306,7 @@ impl Store {
         let created = codec::created(&value)?;
         let findings = decode(key, &value, now, ttl)?;
         shared.team_hits.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::cache_hit("team");
         shared.lock_hot().put(*key, (created, Arc::new(findings.clone())));
         self.queue(Slot::Findings(*key), value.into(), Some(tags));
         Some(findings)

@@ -45,6 +45,14 @@ pub enum Priority {
 
 impl Priority {
     pub const ALL: [Priority; 3] = [Priority::Active, Priority::Open, Priority::Workspace];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Priority::Active => "active",
+            Priority::Open => "open",
+            Priority::Workspace => "workspace",
+        }
+    }
 }
 
 /// The limits of one bucket; `0` disables a dimension.

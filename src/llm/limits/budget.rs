@@ -245,6 +245,12 @@ impl Budget {
         spent
     }
 
+    /// The daily caps: (tokens, USD).
+    pub fn settings_caps(&self) -> (Option<u64>, Option<f64>) {
+        let (ledger, _) = self.ledger();
+        (ledger.settings.daily_token_budget, ledger.settings.daily_cost_budget_usd)
+    }
+
     pub fn spent(&self) -> Spent {
         self.ledger().0.spent
     }

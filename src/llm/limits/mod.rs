@@ -68,6 +68,17 @@ pub enum GateError {
 }
 
 impl GateError {
+    /// The `error_type` label of `llm_api_errors_total` for a refusal or failure.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            GateError::BreakerOpen { .. } => "breaker_open",
+            GateError::OverBudget(_) => "over_budget",
+            GateError::QuotaStopped { .. } => "quota",
+            GateError::Llm(e) => e.kind(),
+            GateError::Cancelled => "cancelled",
+        }
+    }
+
     /// Whether this is news the user should see now (once per day / stop), rather than a
     /// repeat of something already said.
     pub fn tell_user(&self) -> bool {
@@ -348,7 +359,10 @@ impl Gate {
             budget.check()?;
         }
         match self.quota.stopped(account, self.today()) {
-            Some(message) => Err(GateError::QuotaStopped { endpoint: account.to_owned(), message, tell_user: false }),
+            Some(message) => {
+                crate::metrics::api_error("quota");
+                Err(GateError::QuotaStopped { endpoint: account.to_owned(), message, tell_user: false })
+            }
             None => Ok(()),
         }
     }
@@ -372,6 +386,7 @@ impl Gate {
         let _user = self.user_bucket.acquire(priority, est_tokens).await;
         let _tenant = self.tenant_bucket.acquire(priority, est_tokens).await;
         let admission = ep.bucket.acquire(priority, est_tokens).await;
+        crate::metrics::limiter_wait(priority.as_str(), admission.waited().as_secs_f64());
         if !permit.is_current() {
             // The breaker opened while we queued: do not send, and give the turn back.
             ep.bucket.refund(admission, est_tokens);
@@ -408,9 +423,10 @@ impl Gate {
                 }
             }
             Err(e @ LlmError::RateLimited { .. }) => {
+                crate::metrics::api_error(e.kind());
                 throttle.on_rate_limited(admitted_at, throttle::pause_hint(e), now);
             }
-            Err(_) => {}
+            Err(e) => crate::metrics::api_error(e.kind()),
         }
         ep.bucket.set_scale(throttle.factor());
         if let Some(until) = throttle.paused_until() {

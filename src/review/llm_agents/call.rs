@@ -83,6 +83,13 @@ pub async fn execute(
             if e.tell_user() {
                 tracing::warn!("{e}");
             }
+            // The gate counts vendors' errors per attempt, and quota stops; these refusals here.
+            if matches!(
+                e,
+                crate::llm::limits::GateError::BreakerOpen { .. } | crate::llm::limits::GateError::OverBudget(_)
+            ) {
+                crate::metrics::api_error(e.kind());
+            }
             let ms = started.elapsed().as_millis() as u64;
             tracing::warn!(agent = agent.as_str(), model = %endpoint.model, "LLM call failed: {e}");
             return Outcome::failed(
@@ -98,6 +105,7 @@ pub async fn execute(
         Ok(p) => p,
         Err(e) => {
             tracing::warn!(agent = agent.as_str(), model = %endpoint.model, "unparseable reply: {e}");
+            crate::metrics::api_error("bad_reply");
             return Outcome::failed(
                 &planned,
                 format!("unparseable reply: {e}"),

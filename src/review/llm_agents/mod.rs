@@ -212,5 +212,32 @@ pub async fn run(
         }
         calls.extend(outcome.record);
     }
+    for call in &calls {
+        crate::metrics::tokens(call.agent.as_str(), &call.model, call.prompt_tokens, call.completion_tokens);
+    }
     Report { files, calls }
+}
+
+/// Sets the gauges that mirror the gate: breaker state per endpoint and today's budget.
+pub fn export_metrics() {
+    let snapshot = gate().snapshot();
+    for ep in &snapshot.endpoints {
+        let state = match ep.breaker.state {
+            crate::llm::limits::BreakerState::Closed => 0,
+            crate::llm::limits::BreakerState::HalfOpen => 1,
+            crate::llm::limits::BreakerState::Open => 2,
+        };
+        crate::metrics::set_breaker(&ep.endpoint, state);
+    }
+    if let (Some(b), Some(budget)) = (&snapshot.budget, gate().budget()) {
+        let caps = budget.settings_caps();
+        let ratio = [
+            caps.0.map(|cap| b.spent.tokens() as f64 / cap.max(1) as f64),
+            caps.1.map(|cap| if cap > 0.0 { b.spent.cost_usd / cap } else { 1.0 }),
+        ]
+        .into_iter()
+        .flatten()
+        .fold(0.0, f64::max);
+        crate::metrics::set_budget(ratio, b.spent.tokens(), b.spent.cost_usd);
+    }
 }
