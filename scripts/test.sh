@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The full test suite: installs what the tests need (Neovim 0.11 for the headless-client
 # test, redis-server for the team tier, promtool for the alert rules), then runs every test
-# against the real binary.
+# against the real binary. The VS Code extension is built, linted and packaged first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REVIEW_LSP_NVIM="$(scripts/install-nvim.sh)"
@@ -9,4 +9,5 @@ export REVIEW_LSP_NVIM
 REVIEW_LSP_REDIS_SERVER="$(scripts/install-redis.sh)"
 export REVIEW_LSP_REDIS_SERVER
 REVIEW_LSP_PROMTOOL="$(scripts/install-promtool.sh)"; export REVIEW_LSP_PROMTOOL
+bash scripts/check-vscode.sh
 cargo test --locked --all-targets
