@@ -5,178 +5,50 @@
 //! batched per agent. Tokens are real o200k counts of what the mock received (system +
 //! user message); the naive side is computed from the same prompts without sending.
 //! Also: the tokens sent after editing one function of a ~2,000-line file.
+//! The computation lives in `support/llm_cost.rs`, shared with `benches/compare.rs`.
 //!
 //! Run: `cargo bench --bench llm_cost` (BENCH_CORPUS=DIR for another tree).
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
-use review_lsp::review::finding::Category;
-use review_lsp::review::prompt;
-use review_lsp::review::tokens;
-use review_lsp::syntax::Language;
-use serde_json::{Value, json};
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
-
-const MODEL: &str = "gpt-4.1-mini";
-
-fn stdlib() -> PathBuf {
-    let out = Command::new("python3")
-        .args(["-c", "import sysconfig; print(sysconfig.get_paths()['stdlib'])"])
-        .output()
-        .unwrap();
-    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
-}
-
-/// A fixed, varied slice of the standard library: a few packages, about 100 files.
-fn corpus(measuring: bool) -> Vec<PathBuf> {
-    if let Some(dir) = std::env::var_os("BENCH_CORPUS") {
-        return vec![PathBuf::from(dir)];
-    }
-    if !measuring {
-        return vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("examples")];
-    }
-    let lib = stdlib();
-    ["json", "email", "http", "urllib", "logging", "concurrent", "wsgiref", "xmlrpc"]
-        .iter()
-        .map(|p| lib.join(p))
-        .collect()
-}
-
-fn files_of(roots: &[PathBuf]) -> Vec<PathBuf> {
-    review_lsp::workspace::discover(roots)
-}
-
-fn sent_tokens(bodies: &[Value]) -> usize {
-    bodies
-        .iter()
-        .map(|b| {
-            b["messages"]
-                .as_array()
-                .map_or(0, |m| m.iter().map(|m| tokens::count(MODEL, m["content"].as_str().unwrap_or(""))).sum())
-        })
-        .sum()
-}
-
-/// The naive prompt for one file and one agent: the whole file, numbered, comments kept.
-fn naive_tokens(path: &Path) -> (usize, usize) {
-    let Ok(text) = std::fs::read_to_string(path) else { return (0, 0) };
-    let lang = Language::from_path(path).unwrap_or(Language::Python);
-    let lines: Vec<(u32, String)> = text.lines().enumerate().map(|(i, l)| (i as u32, l.to_string())).collect();
-    let user = prompt::render_chunk(&path.display().to_string(), lang, &lines);
-    let per_agent: usize = Category::ALL
-        .iter()
-        .map(|&a| tokens::count(MODEL, &prompt::system_prompt(a, lang)) + tokens::count(MODEL, &user))
-        .sum();
-    (Category::ALL.len(), per_agent)
-}
-
-async fn scan(roots: &[PathBuf], base: &str, cache: &Path, no_cache: bool) -> Value {
-    let mut args: Vec<String> = vec!["scan".into()];
-    args.extend(roots.iter().map(|r| r.display().to_string()));
-    args.extend(
-        ["--format", "json", "--fail-on", "none", "--provider", "openai", "--model", MODEL, "--base-url", base]
-            .map(String::from),
-    );
-    if no_cache {
-        args.push("--no-cache".into());
-    }
-    let cache = cache.to_path_buf();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_review-lsp")).args(&args).env("XDG_CACHE_HOME", cache).output().unwrap()
-    })
-    .await
-    .unwrap();
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|_| panic!("scan failed: {}", String::from_utf8_lossy(&out.stderr)))
-}
-
-async fn bodies(server: &MockServer) -> Vec<Value> {
-    server
-        .received_requests()
-        .await
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|r| serde_json::from_slice(&r.body).ok())
-        .collect()
-}
+#[path = "support/llm_cost.rs"]
+mod cost;
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     let measuring = std::env::args().any(|a| a == "--bench");
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/v1/chat/completions"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-            "choices": [{"message": {"role": "assistant", "content": "{\"findings\": []}"}}],
-            "usage": {"prompt_tokens": 0, "completion_tokens": 3}
-        })))
-        .mount(&server)
-        .await;
-    let base = format!("{}/v1", server.uri());
-    let roots = corpus(measuring);
-    let files = files_of(&roots);
-    let (mut naive_calls, mut naive_tokens_total) = (0, 0);
-    for f in &files {
-        let (c, t) = naive_tokens(f);
-        naive_calls += c;
-        naive_tokens_total += t;
-    }
+    let server = cost::mock_model().await;
+    let roots = cost::corpus(measuring);
     let cache = tempfile::tempdir().unwrap();
-    let report = scan(&roots, &base, cache.path(), false).await;
-    let sent = bodies(&server).await;
-    let ours_tokens = sent_tokens(&sent);
+    let c = cost::corpus_cost(&server, &roots, cache.path()).await;
     println!(
         "corpus: {} files ({})",
-        files.len(),
+        c.files,
         roots.iter().map(|r| r.display().to_string()).collect::<Vec<_>>().join(", ")
     );
     println!(
         "LLM calls: ours {} vs naive {} ({:.1} %)",
-        sent.len(),
-        naive_calls,
-        100.0 * sent.len() as f64 / naive_calls.max(1) as f64
+        c.ours_calls,
+        c.naive_calls,
+        100.0 * c.ours_calls as f64 / c.naive_calls.max(1) as f64
     );
     println!(
         "prompt tokens: ours {} vs naive {} ({:.1} %)",
-        ours_tokens,
-        naive_tokens_total,
-        100.0 * ours_tokens as f64 / naive_tokens_total.max(1) as f64
+        c.ours_tokens,
+        c.naive_tokens,
+        100.0 * c.ours_tokens as f64 / c.naive_tokens.max(1) as f64
     );
-    println!("scan stats: {}", report["stats"]);
+    println!("scan stats: {}", c.stats);
 
     // One-function edit in a ~2,000-line file: only that function's chunk goes out again.
-    let big = if measuring {
-        stdlib().join("argparse.py")
-    } else {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/demo/app/reports.py")
-    };
-    let work = tempfile::tempdir().unwrap();
-    let copy = work.path().join("big.py");
-    let original = std::fs::read_to_string(&big).unwrap();
-    std::fs::write(&copy, &original).unwrap();
-    let roots = vec![work.path().to_path_buf()];
-    let before = bodies(&server).await.len();
-    scan(&roots, &base, cache.path(), false).await;
-    let first = bodies(&server).await;
-    let whole_file = sent_tokens(&first[before..]);
-    // Change one line inside the first function body.
-    let edited = original.replacen("\n    return", "\n    return  ", 1);
-    assert_ne!(edited, original, "the edit must change the file");
-    std::fs::write(&copy, &edited).unwrap();
-    scan(&roots, &base, cache.path(), false).await;
-    let after = bodies(&server).await;
-    let edit_tokens = sent_tokens(&after[first.len()..]);
-    let (_, naive_file) = naive_tokens(&copy);
+    let big = cost::big_file(measuring);
+    let e = cost::edit_cost(&server, &big, cache.path()).await;
     println!(
         "one-function edit of {} ({} lines): {} tokens sent vs {} for the whole first review ({:.1} %) and {} naive ({:.1} %)",
         big.file_name().unwrap().to_string_lossy(),
-        original.lines().count(),
-        edit_tokens,
-        whole_file,
-        100.0 * edit_tokens as f64 / whole_file.max(1) as f64,
-        naive_file,
-        100.0 * edit_tokens as f64 / naive_file.max(1) as f64
+        e.lines,
+        e.edit_tokens,
+        e.whole_file,
+        100.0 * e.edit_tokens as f64 / e.whole_file.max(1) as f64,
+        e.naive_file,
+        100.0 * e.edit_tokens as f64 / e.naive_file.max(1) as f64
     );
 }

@@ -75,7 +75,8 @@ fn scan(args: &ScanArgs) -> Result<ExitCode, String> {
         report.stats.prompt_tokens += call.prompt_tokens;
         report.stats.completion_tokens += call.completion_tokens;
     }
-    for result in results {
+    // `results` are in `files` order.
+    for (file, result) in files.iter().zip(results) {
         match result {
             FileResult::Reviewed { findings, outcome, .. } => {
                 let s = &mut report.stats;
@@ -86,7 +87,8 @@ fn scan(args: &ScanArgs) -> Result<ExitCode, String> {
                     s.cache_misses += 1;
                 }
                 for why in &outcome.llm_unavailable {
-                    eprintln!("warning: LLM review unavailable for a file: {why}");
+                    // Named, so a user (or a test) can tell which files lack the model's review.
+                    eprintln!("warning: LLM review unavailable for {}: {why}", output::relative_path(&root, file));
                 }
                 report.findings.extend(findings);
             }

@@ -165,7 +165,7 @@ pub fn classify(
             continue;
         };
         // Walk the smallest node covering the range, but only count what starts inside it.
-        walk(node, source, range.clone(), 0, &mut s);
+        walk(node, source, range.clone(), &mut s);
     }
     let lines = chunk.end_line - chunk.start_line + 1;
     if s.maintainability.is_none() {
@@ -194,21 +194,45 @@ pub fn classify(
         .collect()
 }
 
-fn walk(node: Node, source: &str, range: std::ops::Range<usize>, depth: usize, s: &mut Signals) {
-    if node.end_byte() <= range.start || node.start_byte() >= range.end {
-        return;
-    }
-    let kind = node.kind();
-    let inside = node.start_byte() >= range.start;
-    let nests = kind.ends_with("block") || kind == "compound_statement" || kind == "statement_block" || kind == "body";
-    let depth = if nests { depth + 1 } else { depth };
-    s.max_depth = s.max_depth.max(depth);
-    if inside {
-        note(node, kind, source, s);
-    }
+/// Counts the signals of the nodes under `node` that start inside `range`, and the deepest
+/// block nesting that overlaps it.
+///
+/// Iterative (a tree cursor and a stack of depths) rather than recursive: a recursive walk
+/// overflowed the stack, aborting the whole process, on deeply nested code such as 5,000
+/// nested brackets (tests/stress_bad_input.rs).
+fn walk(node: Node, source: &str, range: std::ops::Range<usize>, s: &mut Signals) {
     let mut cursor = node.walk();
-    for child in node.children(&mut cursor) {
-        walk(child, source, range.clone(), depth, s);
+    // The nesting depth of each ancestor on the cursor's path below `node`: what a child
+    // inherits is the last one.
+    let mut depths: Vec<usize> = Vec::new();
+    loop {
+        let node = cursor.node();
+        if node.end_byte() > range.start && node.start_byte() < range.end {
+            let kind = node.kind();
+            let nests =
+                kind.ends_with("block") || kind == "compound_statement" || kind == "statement_block" || kind == "body";
+            let parent = depths.last().copied().unwrap_or(0);
+            let depth = if nests { parent + 1 } else { parent };
+            s.max_depth = s.max_depth.max(depth);
+            if node.start_byte() >= range.start {
+                note(node, kind, source, s);
+            }
+            if cursor.goto_first_child() {
+                depths.push(depth);
+                continue;
+            }
+        }
+        // Next sibling, or up until there is one; done when back at `node`.
+        loop {
+            if depths.is_empty() {
+                return;
+            }
+            if cursor.goto_next_sibling() {
+                break;
+            }
+            cursor.goto_parent();
+            depths.pop();
+        }
     }
 }
 

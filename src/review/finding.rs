@@ -97,12 +97,20 @@ impl Fix {
     /// Builds the whole-line fix that results from replacing `source[start..end]` with
     /// `new_text`. Returns `None` when the byte range is not on char boundaries.
     pub fn from_edit(source: &str, start: usize, end: usize, new_text: &str) -> Option<Fix> {
+        let start_line = source.get(..start)?.matches('\n').count() as u32;
+        Fix::from_edit_on_line(source, start, end, new_text, start_line)
+    }
+
+    /// [`Fix::from_edit`] for callers that know the 0-based line `start` is on (a tree-sitter
+    /// node's row). Counting the lines from the top of the file for every fix made a file
+    /// with many fixes quadratic: 100K lines with 20K fixable findings took minutes to
+    /// review (tests/stress_bad_input.rs). Offline rules use this one.
+    pub fn from_edit_on_line(source: &str, start: usize, end: usize, new_text: &str, start_line: u32) -> Option<Fix> {
         if start > end || end > source.len() || !source.is_char_boundary(start) || !source.is_char_boundary(end) {
             return None;
         }
         let line_start = source[..start].rfind('\n').map_or(0, |i| i + 1);
         let line_end = source[end..].find('\n').map_or(source.len(), |i| end + i + 1);
-        let start_line = source[..line_start].matches('\n').count() as u32;
         let end_line = start_line + source[line_start..line_end].trim_end_matches('\n').matches('\n').count() as u32;
         let mut replacement = String::with_capacity(line_end - line_start + new_text.len());
         replacement.push_str(&source[line_start..start]);

@@ -179,8 +179,12 @@ fn without_trailing_commas(s: &str) -> String {
     let chars: Vec<char> = s.chars().collect();
     for (i, &c) in chars.iter().enumerate() {
         if in_string {
-            escaped = !escaped && c == '\\';
-            in_string = escaped || c != '"';
+            // A quote ends the string unless the char before it escaped it. (This used to
+            // test the escape state after updating it for `c`, so `\"` ended the string and
+            // an odd number of escaped quotes left the rest of the reply inverted.)
+            let quoted = escaped;
+            escaped = !quoted && c == '\\';
+            in_string = quoted || c != '"';
         } else if c == '"' {
             in_string = true;
         } else if c == ',' && chars[i + 1..].iter().find(|c| !c.is_whitespace()).is_some_and(|&n| n == ']' || n == '}')
@@ -606,6 +610,18 @@ mod tests {
         assert_eq!(parse(bare).unwrap()[0].line, 3);
         assert_eq!(parse("{\"findings\": []}").unwrap(), vec![]);
         assert_eq!(parse("{\"findings\": [{\"line\": 1, \"message\": \"a\"},]}").unwrap().len(), 1);
+    }
+
+    #[test]
+    fn trailing_commas_are_removed_around_escaped_quotes() {
+        // Found by tests/properties.rs: an odd number of `\"` in a string made the trailing
+        // comma look quoted, and the whole reply was unparseable.
+        let text = r#"{"findings": [{"line": 1, "message": "say \"x\" or \"y"},]}"#;
+        assert_eq!(parse(text).unwrap()[0].message, r#"say "x" or "y"#);
+        // A comma before `]` inside a string after an escaped quote is text, not a slip.
+        let text = r#"{"findings": [{"line": 1, "message": "a \"b, ]"},]}"#;
+        assert_eq!(parse(text).unwrap()[0].message, r#"a "b, ]"#);
+        assert_eq!(without_trailing_commas(r#"["\\", "\"", ]"#), r#"["\\", "\"" ]"#);
     }
 
     #[test]

@@ -140,18 +140,25 @@ pub struct ServeOptions {
 pub fn serve_stdio(options: ServeOptions) -> anyhow::Result<()> {
     let _log_guard = crate::logging::init_server(None);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(async {
-        let (service, socket) = LspService::build(move |client| Backend::new(client, options.clone()))
-            .custom_method("window/workDoneProgress/cancel", Backend::progress_cancel)
-            .custom_method(transport::MALFORMED, Backend::malformed)
-            .finish();
-        Server::new(transport::sanitized(tokio::io::stdin()), tokio::io::stdout(), socket)
-            .concurrency_level(CONCURRENCY)
-            .serve(service)
-            .await;
-    });
+    runtime.block_on(serve_io(tokio::io::stdin(), tokio::io::stdout(), options));
     // Let blocking reviews that are still running finish their cache writes, but not hold
     // the exit hostage.
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
     Ok(())
+}
+
+/// Serves one session over any byte streams until the client sends `exit` or closes
+/// `input`: what `serve_stdio` runs on stdin/stdout, and what `fuzz/` runs in process on an
+/// in-memory duplex. Needs a tokio runtime (either flavour); sets up no logging. `input` is
+/// reframed by `transport::sanitized`, which reads it on its own task, hence `Send + 'static`.
+pub async fn serve_io<I, O>(input: I, output: O, options: ServeOptions)
+where
+    I: tokio::io::AsyncRead + Unpin + Send + 'static,
+    O: tokio::io::AsyncWrite,
+{
+    let (service, socket) = LspService::build(move |client| Backend::new(client, options.clone()))
+        .custom_method("window/workDoneProgress/cancel", Backend::progress_cancel)
+        .custom_method(transport::MALFORMED, Backend::malformed)
+        .finish();
+    Server::new(transport::sanitized(input), output, socket).concurrency_level(CONCURRENCY).serve(service).await;
 }

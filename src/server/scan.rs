@@ -131,11 +131,16 @@ pub async fn scan_workspace(session: Arc<Session>, client_token: Option<Progress
         findings += run_batch(&session, pending, &cancel).await;
     }
     let cancelled = cancel.is_cancelled();
+    // A newer scan's jobs replace this one's queued (and cancel its running) files, which then
+    // never report here: say so rather than claim a complete scan of fewer files.
+    let superseded = !cancelled && done < total && SCAN_GENERATION.load(Ordering::Relaxed) > generation;
     if let Some(key) = &token_key {
         session.scans.lock().unwrap_or_else(|p| p.into_inner()).remove(key);
     }
     let summary = if cancelled {
         format!("cancelled after {done}/{total} files")
+    } else if superseded {
+        format!("superseded by a newer scan after {done}/{total} files")
     } else {
         format!("{done} files, {findings} findings, {skipped} skipped")
     };
@@ -154,7 +159,13 @@ pub async fn scan_workspace(session: Arc<Session>, client_token: Option<Progress
             model,
             tokens: session.totals().tokens().saturating_sub(tokens_before),
             duration_ms: started.elapsed().as_millis() as u64,
-            outcome: if cancelled { "cancelled".into() } else { "ok".into() },
+            outcome: if cancelled {
+                "cancelled".into()
+            } else if superseded {
+                "superseded".into()
+            } else {
+                "ok".into()
+            },
         });
     }
     Ok(json!({
@@ -163,6 +174,7 @@ pub async fn scan_workspace(session: Arc<Session>, client_token: Option<Progress
         "files_skipped": skipped,
         "findings": findings,
         "cancelled": cancelled,
+        "superseded": superseded,
         "duration_ms": started.elapsed().as_millis() as u64,
         "summary": summary,
     }))
@@ -195,6 +207,15 @@ async fn scan_file(
     let Some(language) = Language::from_path(&path) else { return };
     let engine = session.engine();
     let (snapshot, open) = match session.snapshot(&uri) {
+        // An open buffer over review.max_file_size is skipped like the file on disk would be
+        // (and as an edit of it is). Without this check a scan reviewed a 50 MB open buffer
+        // in full (tests/stress_bad_input.rs).
+        Some(s) if s.text.len() as u64 > engine.settings().max_file_size => {
+            let bytes = s.text.len();
+            tracing::info!(path = %path.display(), bytes, "open document over review.max_file_size; skipped");
+            let _ = tx.send(FileResult::Skipped);
+            return;
+        }
         Some(s) => (s, true),
         None => {
             let max = engine.settings().max_file_size;

@@ -87,10 +87,16 @@ pub fn read_frame(reader: &mut impl BufRead) -> Option<Value> {
 impl LspClient {
     /// Starts the server in `root` with a private cache dir, and completes the handshake.
     pub fn start(root: &Path, opts: Options) -> LspClient {
+        LspClient::start_program(Path::new(bin()), &["serve"], root, opts)
+    }
+
+    /// Starts any stdio language server (`program args...`) in `root` the same way as
+    /// [`LspClient::start`], so another server can be measured with the same harness.
+    pub fn start_program(program: &Path, args: &[&str], root: &Path, opts: Options) -> LspClient {
         let cache = root.join(".test-cache");
         let log = root.join(".test-cache/server.log");
-        let mut child = Command::new(bin())
-            .arg("serve")
+        let mut child = Command::new(program)
+            .args(args)
             .current_dir(root)
             .env("XDG_CACHE_HOME", &cache)
             .env("REVIEW_LSP_LOG", opts.log_level)

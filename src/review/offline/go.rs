@@ -207,7 +207,8 @@ fn error_string_capitalized(func: Node<'_>, method: &str, args: Node<'_>, src: &
         return None;
     }
     let at = msg.start_byte() + 1;
-    let fix = Fix::from_edit(src, at, at + 1, &(first.to_ascii_lowercase() as char).to_string());
+    let lower = (first.to_ascii_lowercase() as char).to_string();
+    let fix = Fix::from_edit_on_line(src, at, at + 1, &lower, msg.start_position().row as u32);
     Some(
         Verdict::new(msg, "error strings should start lowercase, since they are usually wrapped in other messages")
             .with_fix(fix),
@@ -264,19 +265,23 @@ fn sql_building(arg: Node<'_>, src: &str) -> Option<&'static str> {
     }
 }
 
+/// The operands of a `+` chain (through parentheses), left to right.
+///
+/// Iterative, with an explicit stack: recursion overflowed the stack, aborting the whole
+/// process, on a chain of 5,000 `+` or 5,000 nested parentheses (tests/stress_bad_input.rs).
 fn concat_leaves<'t>(n: Node<'t>, src: &str, out: &mut Vec<Node<'t>>) {
-    let op = n.child_by_field_name("operator").map(|o| text(o, src));
-    match (n.kind(), n.child_by_field_name("left"), n.child_by_field_name("right")) {
-        ("binary_expression", Some(l), Some(r)) if op == Some("+") => {
-            concat_leaves(l, src, out);
-            concat_leaves(r, src, out);
-        }
-        ("parenthesized_expression", ..) => {
-            if let Some(inner) = n.named_child(0) {
-                concat_leaves(inner, src, out);
+    let mut todo = vec![n];
+    while let Some(n) = todo.pop() {
+        let op = n.child_by_field_name("operator").map(|o| text(o, src));
+        match (n.kind(), n.child_by_field_name("left"), n.child_by_field_name("right")) {
+            ("binary_expression", Some(l), Some(r)) if op == Some("+") => {
+                // Right first, so the left is taken first.
+                todo.push(r);
+                todo.push(l);
             }
+            ("parenthesized_expression", ..) => todo.extend(n.named_child(0)),
+            _ => out.push(n),
         }
-        _ => out.push(n),
     }
 }
 
@@ -294,11 +299,17 @@ fn in_main_package(node: Node<'_>, src: &str) -> bool {
         .is_some_and(|id| text(id, src) == "main")
 }
 
+/// The first node of `kind` at or under `n`, in pre-order. Iterative for the same reason
+/// as [`concat_leaves`]: parenthesized types nest without limit.
 fn first_of_kind<'t>(n: Node<'t>, kind: &str) -> Option<Node<'t>> {
-    if n.kind() == kind {
-        return Some(n);
+    let mut todo = vec![n];
+    while let Some(n) = todo.pop() {
+        if n.kind() == kind {
+            return Some(n);
+        }
+        let mut cursor = n.walk();
+        let children: Vec<_> = n.named_children(&mut cursor).collect();
+        todo.extend(children.into_iter().rev());
     }
-    let mut cursor = n.walk();
-    let children: Vec<_> = n.named_children(&mut cursor).collect();
-    children.into_iter().find_map(|c| first_of_kind(c, kind))
+    None
 }

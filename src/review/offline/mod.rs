@@ -355,7 +355,7 @@ fn text<'s>(node: Node<'_>, src: &'s str) -> &'s str {
 
 /// A fix that replaces exactly `node`'s text.
 fn replace(src: &str, node: Node<'_>, new_text: &str) -> Option<Fix> {
-    Fix::from_edit(src, node.start_byte(), node.end_byte(), new_text)
+    Fix::from_edit_on_line(src, node.start_byte(), node.end_byte(), new_text, node.start_position().row as u32)
 }
 
 /// The operand children of a binary-like node, skipping comments.

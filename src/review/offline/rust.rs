@@ -104,7 +104,8 @@ fn collect_len(node: Node<'_>, src: &str) -> Option<Verdict> {
     if args1.named_child_count() != 0 || args2.named_child_count() != 0 {
         return None;
     }
-    let fix = Fix::from_edit(src, collect.start_byte(), node.end_byte(), "count()");
+    let row = collect.start_position().row as u32;
+    let fix = Fix::from_edit_on_line(src, collect.start_byte(), node.end_byte(), "count()", row);
     let message = "collecting into a Vec just to take its length allocates; use `.count()`";
     Some(Verdict::between(collect, node, message).with_fix(fix))
 }

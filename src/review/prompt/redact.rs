@@ -48,6 +48,11 @@ fn mixed(s: &str) -> bool {
         && s.bytes().any(|b| b.is_ascii_lowercase())
 }
 
+/// A token, not a word: `Bearer abcdefghijklmnopq` in prose or docs has no digit.
+fn letters_and_digits(s: &str) -> bool {
+    s.bytes().any(|b| b.is_ascii_digit()) && s.bytes().any(|b| b.is_ascii_alphabetic())
+}
+
 /// `${PASSWORD}`, `{pw}`, `%s`, `<password>`, `****`: templates, not secrets.
 fn not_template(s: &str) -> bool {
     !(s.starts_with(['$', '{', '%', '<', '*']) || s.chars().all(|c| c == '*' || c == 'x' || c == 'X'))
@@ -81,6 +86,15 @@ static FORMATS: LazyLock<Vec<Format>> = LazyLock::new(|| {
         f("npm-token", r"\b(?P<s>npm_[A-Za-z0-9]{36})\b", any),
         f("sendgrid-key", r"\b(?P<s>SG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43})", any),
         f("jwt", r"\b(?P<s>eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*)", any),
+        // Added after tests/stress_security.rs found these sent verbatim: they sit in call
+        // arguments or inside longer strings, where neither a secret name nor the entropy
+        // test of a whole literal sees them.
+        // `Authorization: Bearer <token>` in a header string or a curl line.
+        f("bearer-token", r"(?i)\bbearer[ \t]+(?P<s>[A-Za-z0-9._~+/-]{16,}=*)", letters_and_digits),
+        // Azure storage / service bus connection strings: only the key goes.
+        f("azure-key", r"\b(?:AccountKey|SharedAccessKey)=(?P<s>[A-Za-z0-9+/]{20,}={0,2})", any),
+        f("twilio-key", r"\b(?P<s>SK[0-9a-fA-F]{32})\b", any),
+        f("heroku-key", r"\b(?P<s>HRKU-AA[0-9A-Za-z_-]{58,})", any),
         // Only the password of `scheme://user:password@host` goes; the URL stays readable.
         f(
             "connection-password",
@@ -471,6 +485,26 @@ mod tests {
         assert_eq!(kinds("x('sk-ant-api03-AbCdEf0123456789_abcdefGHIJ')"), vec!["anthropic-key"]);
         assert_eq!(kinds("x('sk-proj-AbCdEf0123456789abcdefGHIJklmn')"), vec!["openai-key"]);
         assert!(kinds("className = 'sk-loading-spinner-container-large'").is_empty());
+        // Found by tests/stress_security.rs: secrets inside longer strings and call arguments.
+        for (text, kind) in [
+            ("req.Header.Set(\"Authorization\", \"Bearer Zt5Wq8Lm2Xv7Rk4Np9Bc3Hy6\")", "bearer-token"),
+            ("c = \"curl -H 'Authorization: Bearer Ny3Kp8Vw2Lq7Xm5Rz9Ht4'\"", "bearer-token"),
+            (
+                "c = \"DefaultEndpointsProtocol=https;AccountName=a;AccountKey=Zm9vYmFyQmF6UXV4eDEyMzQ1Njc4OTA=;\"",
+                "azure-key",
+            ),
+            (
+                "c = \"Endpoint=sb://x.servicebus.windows.net/;SharedAccessKey=q9Lm2Xv7Rk4Np8Bc3Hy6Jd1Fg0Sa=\"",
+                "azure-key",
+            ),
+            ("client(\"SK2b7c9d4e1f3a5b8c0d6e2f4a7b9c1d3e\", sid)", "twilio-key"),
+            ("heroku.New(\"HRKU-AAq9Lm2Xv7Rk4Np8Bc3Hy6Jd1Fg0SaZt5Wq8Lm2Xv7Rk4Np8Bc3Hy6Jd1Fg0\")", "heroku-key"),
+        ] {
+            let (out, found) = redact(text);
+            assert_eq!(found.iter().map(|r| r.kind).collect::<Vec<_>>(), vec![kind], "{text} -> {out}");
+        }
+        assert!(kinds("msg = \"use Bearer authentication here\"").is_empty());
+        assert!(kinds("h = \"Bearer \" + token").is_empty());
     }
 
     #[test]

@@ -192,7 +192,9 @@ fn subprocess_shell(node: Node<'_>, args_node: Node<'_>, src: &str) -> Option<Ve
             .prev_sibling()
             .and_then(|comma| comma.prev_sibling())
             .filter(|prev| !prev.kind().contains("comment") && prev.end_byte() <= shell.start_byte())
-            .and_then(|prev| Fix::from_edit(src, prev.end_byte(), shell.end_byte(), ""))
+            .and_then(|prev| {
+                Fix::from_edit_on_line(src, prev.end_byte(), shell.end_byte(), "", prev.end_position().row as u32)
+            })
     } else {
         None
     };
