@@ -501,37 +501,31 @@ fn p8(docs: usize) -> Vec<Row> {
 
 fn main() {
     let measuring = std::env::args().any(|a| a == "--bench");
+    // `COMPARE_ONLY=P1,P7` reruns some rows; P3, P4 and P9 come from one measurement.
+    let only: Option<Vec<String>> =
+        std::env::var("COMPARE_ONLY").ok().map(|v| v.split(',').map(|s| s.trim().to_uppercase()).collect());
+    let want = |ids: &[&str]| only.as_ref().is_none_or(|o| ids.iter().any(|id| o.iter().any(|x| x == id)));
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     println!("binary: {}; sizes: {}", common::bin(), if measuring { "full" } else { "smoke" });
     let mut rows = Vec::new();
-    let step = |name: &str| {
+    let mut step = |ids: &[&str], name: &str, run: &mut dyn FnMut() -> Vec<Row>| {
+        if !want(ids) {
+            return;
+        }
         eprintln!("[compare] {name}…");
-        Instant::now()
+        let t = Instant::now();
+        rows.extend(run());
+        eprintln!("  {:.1} s", t.elapsed().as_secs_f64());
     };
-    let t = step("P1 start → diagnostics");
-    rows.push(p1(if measuring { 30 } else { 3 }));
-    eprintln!("  {:.1} s", t.elapsed().as_secs_f64());
-    let t = step("P2 debounce");
-    rows.push(p2(Duration::from_millis(30)));
-    eprintln!("  {:.1} s", t.elapsed().as_secs_f64());
-    let t = step("P3, P4, P9 LLM cost");
-    let mut cost_rows = p3_p4_p9(measuring, &rt);
-    let p9 = cost_rows.pop().unwrap();
-    rows.extend(cost_rows);
-    eprintln!("  {:.1} s", t.elapsed().as_secs_f64());
-    let t = step("P5 rate limit");
-    rows.extend(p5(measuring, &rt));
-    eprintln!("  {:.1} s", t.elapsed().as_secs_f64());
-    let t = step("P6 warm rescan");
-    rows.push(p6(if measuring { 10_000 } else { 300 }));
-    eprintln!("  {:.1} s", t.elapsed().as_secs_f64());
-    let t = step("P7 cold scan against semgrep");
-    rows.extend(p7(if measuring { 2_000 } else { 20 }, measuring));
-    eprintln!("  {:.1} s", t.elapsed().as_secs_f64());
-    let t = step("P8 RSS");
-    rows.extend(p8(if measuring { 1_000 } else { 30 }));
-    eprintln!("  {:.1} s", t.elapsed().as_secs_f64());
-    rows.push(p9);
+    step(&["P1"], "P1 start → diagnostics", &mut || vec![p1(if measuring { 30 } else { 3 })]);
+    step(&["P2"], "P2 debounce", &mut || vec![p2(Duration::from_millis(30))]);
+    step(&["P3", "P4", "P9"], "P3, P4, P9 LLM cost", &mut || p3_p4_p9(measuring, &rt));
+    step(&["P5"], "P5 rate limit", &mut || p5(measuring, &rt));
+    step(&["P6"], "P6 warm rescan", &mut || vec![p6(if measuring { 10_000 } else { 300 })]);
+    step(&["P7"], "P7 cold scan against semgrep", &mut || p7(if measuring { 2_000 } else { 20 }, measuring));
+    step(&["P8"], "P8 RSS", &mut || p8(if measuring { 1_000 } else { 30 }));
+    // In issue order: P9 last.
+    rows.sort_by_key(|r| r.id);
 
     println!();
     println!("| | measure | review-lsp | against | ratio | goal | met |");

@@ -155,8 +155,8 @@ fn open_all(t: &mut Tracker, root: &Path, n: usize, deadline: Instant) -> Vec<(S
     docs
 }
 
-/// 1. `requests` reviewFile requests on as many open documents, all sent before any answer is
-/// read. The cache is off, so each is a full review rather than a cache hit.
+/// Scenario 1: `requests` reviewFile requests on as many open documents, all sent before any
+/// answer is read. The cache is off, so each is a full review rather than a cache hit.
 fn concurrent_reviews(requests: usize, budget: Duration) -> Row {
     let dir = tempfile::tempdir().unwrap();
     let deadline = Instant::now() + budget;
@@ -194,8 +194,8 @@ fn concurrent_reviews(requests: usize, budget: Duration) -> Row {
     }
 }
 
-/// 2. `n` open documents, then `rounds` rounds of a didChange on every one of them, as fast as
-/// they can be written; every document's final version must get its diagnostics.
+/// Scenario 2: `n` open documents, then `rounds` rounds of a didChange on every one of them, as
+/// fast as they can be written; every document's final version must get its diagnostics.
 fn edited_documents(n: usize, rounds: i32, budget: Duration) -> Row {
     let dir = tempfile::tempdir().unwrap();
     let deadline = Instant::now() + budget;
@@ -250,8 +250,8 @@ fn edited_documents(n: usize, rounds: i32, budget: Duration) -> Row {
     }
 }
 
-/// 3. `scans` workspace scans requested at once on `files` files on disk, with a reviewFile
-/// timed in the middle of them. `scans = 1` is the baseline.
+/// Scenario 3: `scans` workspace scans requested at once on `files` files on disk, with a
+/// reviewFile timed in the middle of them. `scans = 1` is the baseline.
 fn scan_spike(files: usize, scans: usize, budget: Duration) -> (Row, Duration) {
     let dir = tempfile::tempdir().unwrap();
     for i in 0..files {
