@@ -16,10 +16,12 @@
 //! - P8 RSS idle and with 1,000 open documents.
 //! - P9 prompt tokens for a one-function edit.
 //!
-//! Run: `cargo bench --bench compare`. External tools are looked up on PATH, in ~/.cargo/bin,
-//! ~/.local/bin and ~/.venvs/semgrep/bin (or `TYPOS_LSP=` / `SEMGREP=` give the path); a row
-//! whose tool is missing says "not installed". Without `--bench` (as `cargo test --all-targets`
-//! runs it) every size shrinks to a smoke run.
+//! Run: `cargo bench --bench compare`. External tools are looked up in `TYPOS_LSP=` /
+//! `SEMGREP=`, then in .tools/ (where scripts/install-typos-lsp.sh and install-semgrep.sh put
+//! them), PATH, ~/.cargo/bin, ~/.local/bin and ~/.venvs/semgrep/bin; a row whose tool is
+//! missing says "not installed", unless `COMPARE_REQUIRE_TOOLS=1` (as scripts/test.sh sets it)
+//! makes that an error. Without `--bench` (as `cargo test --all-targets` runs it) every size
+//! shrinks to a smoke run.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -71,17 +73,25 @@ fn n(v: impl Into<u64>) -> String {
     out
 }
 
-/// `name` from the environment variable `var`, PATH, or the usual per-user install places.
+/// `name` from the environment variable `var`, the project's .tools/, PATH, or the usual
+/// per-user install places.
 fn find_tool(name: &str, var: &str) -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os(var) {
+    let found = lookup_tool(name, var);
+    if found.is_none() && std::env::var_os("COMPARE_REQUIRE_TOOLS").is_some() {
+        panic!("{name} is not installed and COMPARE_REQUIRE_TOOLS is set: run scripts/install-{name}.sh");
+    }
+    found
+}
+
+fn lookup_tool(name: &str, var: &str) -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os(var).filter(|p| !p.is_empty()) {
         return Some(PathBuf::from(p));
     }
+    let tools = Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools").join(name).join("bin");
     let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
     let extra = [home.join(".cargo/bin"), home.join(".local/bin"), home.join(".venvs/semgrep/bin")];
-    std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .unwrap_or_default()
-        .into_iter()
+    std::iter::once(tools)
+        .chain(std::env::var_os("PATH").map(|p| std::env::split_paths(&p).collect::<Vec<_>>()).unwrap_or_default())
         .chain(extra)
         .map(|d| d.join(name))
         .find(|p| p.is_file())
