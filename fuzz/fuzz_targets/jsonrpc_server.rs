@@ -147,10 +147,12 @@ async fn wait_for(ids: &mut mpsc::UnboundedReceiver<i64>, id: i64) -> bool {
 
 /// Points the cache at a private directory, on tmpfs where there is one: the store's redb
 /// file is still exercised, without an fsync per input. Directories left by earlier fuzzing
-/// processes that are gone are removed.
+/// processes that are gone are removed. Each input starts with an empty directory, so an
+/// input's outcome does not depend on the inputs before it (a crash found replays from its
+/// file alone) and the store's start-up work does not grow with the run.
 fn init() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
+    static DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    let dir = DIR.get_or_init(|| {
         let shm = std::path::Path::new("/dev/shm");
         let base = if shm.is_dir() { shm.to_path_buf() } else { std::env::temp_dir() };
         for entry in std::fs::read_dir(&base).into_iter().flatten().flatten() {
@@ -162,7 +164,6 @@ fn init() {
             }
         }
         let dir = base.join(format!("review-lsp-fuzz-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("private cache dir");
         // SAFETY: set once, before any thread of ours reads the environment.
         unsafe {
             std::env::set_var("XDG_CACHE_HOME", &dir);
@@ -170,7 +171,10 @@ fn init() {
                 std::env::remove_var(key);
             }
         }
+        dir
     });
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir).expect("private cache dir");
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -3,7 +3,8 @@
 use super::codec::FORMAT_VERSION;
 use super::*;
 use crate::review::finding::{Category, Fix, Severity, Span};
-use std::time::Instant;
+use std::sync::atomic::AtomicU64;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 const TTL: Duration = Duration::from_secs(3600);
 
