@@ -233,7 +233,7 @@ fn print_first_review_time() {
     for _ in 0..100 {
         assert_eq!(review_all(Language::Python, &tree, &src, &all).len(), found);
     }
-    println!(
+    eprintln!(
         "{} lines, {found} findings: first review {first:.2} ms (parse {parsed:.2} ms + 5 categories); \
          later walks {:.3} ms each",
         src.lines().count(),
