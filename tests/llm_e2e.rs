@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::mock_llm::{AnthropicReviewer, GeminiReviewer, fenced, garbage, injected, plain};
+use common::mock_llm::{AnthropicReviewer, GeminiReviewer, bodies, fenced, garbage, injected, plain};
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer};
@@ -60,16 +60,6 @@ async fn scan_with(dir: &Path, provider: &str, base: &str, extra: &[&str]) -> Va
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains(SECRET), "the secret reached the log");
     serde_json::from_slice(&out.stdout).unwrap()
-}
-
-async fn bodies(server: &MockServer) -> Vec<String> {
-    server
-        .received_requests()
-        .await
-        .unwrap_or_default()
-        .iter()
-        .map(|r| String::from_utf8_lossy(&r.body).into_owned())
-        .collect()
 }
 
 fn llm_findings(report: &Value) -> Vec<(String, u64, bool)> {

@@ -19,7 +19,7 @@ use std::process::{Command, Output};
 use std::sync::Once;
 use std::time::{Duration, Instant};
 
-use common::mock_llm::{contained_fix, injected, other_file, outside_fix, plain};
+use common::mock_llm::{bodies, contained_fix, injected, other_file, outside_fix, plain};
 use common::{LspClient, Options, codes, file_uri};
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
@@ -43,16 +43,6 @@ fn keys_in_env() {
 
 // ---------------------------------------------------------------------------------------
 // Helpers
-
-async fn bodies(server: &MockServer) -> Vec<String> {
-    server
-        .received_requests()
-        .await
-        .unwrap_or_default()
-        .iter()
-        .map(|r| String::from_utf8_lossy(&r.body).into_owned())
-        .collect()
-}
 
 /// `review-lsp scan . --format json` against an OpenAI-compatible mock, at trace level.
 async fn scan(dir: &Path, base: &str, extra: &[&str]) -> Output {

@@ -137,12 +137,12 @@ pub async fn scan_workspace(session: Arc<Session>, client_token: Option<Progress
     if let Some(key) = &token_key {
         session.scans.lock().unwrap_or_else(|p| p.into_inner()).remove(key);
     }
-    let summary = if cancelled {
-        format!("cancelled after {done}/{total} files")
+    let (outcome, summary) = if cancelled {
+        ("cancelled", format!("cancelled after {done}/{total} files"))
     } else if superseded {
-        format!("superseded by a newer scan after {done}/{total} files")
+        ("superseded", format!("superseded by a newer scan after {done}/{total} files"))
     } else {
-        format!("{done} files, {findings} findings, {skipped} skipped")
+        ("ok", format!("{done} files, {findings} findings, {skipped} skipped"))
     };
     if let Some(p) = progress {
         p.finish_with_message(summary.clone()).await;
@@ -159,13 +159,7 @@ pub async fn scan_workspace(session: Arc<Session>, client_token: Option<Progress
             model,
             tokens: session.totals().tokens().saturating_sub(tokens_before),
             duration_ms: started.elapsed().as_millis() as u64,
-            outcome: if cancelled {
-                "cancelled".into()
-            } else if superseded {
-                "superseded".into()
-            } else {
-                "ok".into()
-            },
+            outcome: outcome.into(),
         });
     }
     Ok(json!({

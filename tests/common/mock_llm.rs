@@ -99,6 +99,17 @@ pub async fn openai(reply: fn(&str) -> String) -> MockServer {
     server
 }
 
+/// The body of every request the mock received, in arrival order.
+pub async fn bodies(server: &MockServer) -> Vec<String> {
+    server
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .map(|r| String::from_utf8_lossy(&r.body).into_owned())
+        .collect()
+}
+
 /// Every request's arrival time and body, in arrival order.
 pub type Arrivals = std::sync::Arc<std::sync::Mutex<Vec<(std::time::Instant, String)>>>;
 
