@@ -97,15 +97,6 @@ fn lookup_tool(name: &str, var: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
 fn show_stats(c: &mut LspClient) -> Value {
     c.request("workspace/executeCommand", json!({"command": "review-lsp.showStats"}))
 }
@@ -468,7 +459,7 @@ fn p8(docs: usize) -> Vec<Row> {
     c.open(&first, "python", 1, P1_FILE);
     c.diagnostics(&first, Some(1));
     std::thread::sleep(Duration::from_secs(1));
-    let idle = rss_kib(c.pid()) as f64 / 1024.0;
+    let idle = common::proc_status_kib(c.pid(), "VmRSS") as f64 / 1024.0;
     let mut bytes = 0;
     for i in 0..docs {
         let mut text = format!("\"\"\"Document {i}.\"\"\"\nimport json\n\n\n");
@@ -484,7 +475,7 @@ fn p8(docs: usize) -> Vec<Row> {
         c.diagnostics(&file_uri(&dir.path().join(format!("doc_{i:04}.py"))), Some(1));
     }
     std::thread::sleep(Duration::from_secs(1));
-    let loaded = rss_kib(c.pid()) as f64 / 1024.0;
+    let loaded = common::proc_status_kib(c.pid(), "VmRSS") as f64 / 1024.0;
     let open = show_stats(&mut c)["open_documents"].as_u64().unwrap_or(0);
     c.shutdown();
     vec![

@@ -37,15 +37,6 @@ fn module(i: usize) -> String {
     s
 }
 
-fn peak_rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
 /// Reads everything the server sends and sorts it: responses by id, the newest published
 /// version per document, and every URI that got diagnostics.
 struct Tracker {
@@ -179,7 +170,7 @@ fn concurrent_reviews(requests: usize, budget: Duration) -> Row {
     let completed = answered.iter().filter(|r| r["result"]["findings"].is_u64()).count();
     let superseded = answered.iter().filter(|r| r["result"]["superseded"] == true).count();
     let errors = answered.iter().filter(|r| r.get("error").is_some()).count();
-    let rss = peak_rss_kib(t.c.pid());
+    let rss = common::proc_status_kib(t.c.pid(), "VmHWM");
     assert!(all, "{} of {requests} reviewFile requests unanswered", requests - answered.len());
     t.c.shutdown();
     Row {
@@ -232,7 +223,7 @@ fn edited_documents(n: usize, rounds: i32, budget: Duration) -> Row {
     t.depths(&polls);
     let current = uris.iter().filter(|u| t.versions.get(*u).is_some_and(|&v| v == last)).count();
     let stats = t.stats(deadline);
-    let rss = peak_rss_kib(t.c.pid());
+    let rss = common::proc_status_kib(t.c.pid(), "VmHWM");
     t.c.shutdown();
     let edits = n * rounds as usize;
     Row {
@@ -299,7 +290,7 @@ fn scan_spike(files: usize, scans: usize, budget: Duration) -> (Row, Duration) {
         results.iter().filter(|r| whole(r) < total && r["superseded"] != true && r["cancelled"] != true).count();
     let disk: Vec<String> = (0..files).map(|i| file_uri(&dir.path().join(format!("mod_{i:04}.py")))).collect();
     let unpublished = disk.iter().filter(|u| !t.published.contains(*u)).count();
-    let rss = peak_rss_kib(t.c.pid());
+    let rss = common::proc_status_kib(t.c.pid(), "VmHWM");
     t.c.shutdown();
     let summaries: Vec<String> = results.iter().map(|r| r.to_string()).collect();
     if std::env::var_os("LOAD_VERBOSE").is_some() {

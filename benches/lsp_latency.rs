@@ -26,15 +26,6 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((p / 100.0) * (sorted.len() - 1) as f64).round() as usize]
 }
 
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
 fn one_run(root: &std::path::Path, text: &str) -> (f64, LspClient) {
     let uri = file_uri(&root.join("inventory.py"));
     let started = Instant::now();
@@ -77,5 +68,5 @@ fn main() {
     let (_, c) = one_run(root.path(), &text);
     std::thread::sleep(Duration::from_secs(1));
     let pid = c.pid();
-    println!("idle RSS after one review: {:.1} MiB", rss_kib(pid) as f64 / 1024.0);
+    println!("idle RSS after one review: {:.1} MiB", common::proc_status_kib(pid, "VmRSS") as f64 / 1024.0);
 }

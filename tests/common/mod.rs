@@ -18,6 +18,17 @@ use serde_json::{Value, json};
 
 pub const TIMEOUT: Duration = Duration::from_secs(20);
 
+/// A `/proc/<pid>/status` memory field in KiB (`VmRSS` now, `VmHWM` the peak); 0 when the
+/// process is gone. Benches use it to report a server's memory.
+pub fn proc_status_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_review-lsp")
 }
