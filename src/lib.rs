@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod escape;
 pub mod llm;
 pub mod logging;
 pub mod metrics;
