@@ -1,5 +1,5 @@
 //! Owns `workspace/executeCommand`: review a file now, clear the cache, show stats. The
-//! workspace scan lives in `scan.rs`.
+//! workspace scan lives in `scan.rs`, trusting a workspace in `trust.rs`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,17 +20,19 @@ pub const SCAN_WORKSPACE: &str = "review-lsp.scanWorkspace";
 pub const REVIEW_FILE: &str = "review-lsp.reviewFile";
 pub const CLEAR_CACHE: &str = "review-lsp.clearCache";
 pub const SHOW_STATS: &str = "review-lsp.showStats";
-pub const COMMANDS: [&str; 4] = [SCAN_WORKSPACE, REVIEW_FILE, CLEAR_CACHE, SHOW_STATS];
+pub const TRUST_WORKSPACE: &str = "review-lsp.trustWorkspace";
+pub const COMMANDS: [&str; 5] = [SCAN_WORKSPACE, REVIEW_FILE, CLEAR_CACHE, SHOW_STATS, TRUST_WORKSPACE];
 
 pub async fn execute(session: &Arc<Session>, params: ExecuteCommandParams) -> Result<Option<Value>> {
     let token = params.work_done_progress_params.work_done_token;
     match params.command.as_str() {
-        SCAN_WORKSPACE => scan::scan_workspace(session.clone(), token).await.map(Some),
+        SCAN_WORKSPACE => scan::scan_workspace(session.clone(), &params.arguments, token).await.map(Some),
         REVIEW_FILE => review_file(session, &params.arguments).await.map(Some),
         CLEAR_CACHE => clear_cache(session).await.map(Some),
+        TRUST_WORKSPACE => super::trust::trust_workspace_command(session, &params.arguments).await.map(Some),
         SHOW_STATS => {
             // The store's figures come from disk: read them off the LSP loop.
-            let store = session.store();
+            let store = session.folders.primary().store();
             let stored = tokio::task::spawn_blocking(move || store.map(|s| s.stats())).await.ok().flatten();
             Ok(Some(show_stats(session, stored)))
         }
@@ -90,13 +92,23 @@ fn parse_review_args(args: &[Value]) -> Result<(Uri, Option<Category>)> {
     Ok((uri, agent))
 }
 
+/// Clears every folder's cache (folders that share a store clear it once).
 async fn clear_cache(session: &Arc<Session>) -> Result<Value> {
-    let Some(cache) = session.cache() else { return Ok(json!({"cleared": false, "reason": "cache disabled"})) };
-    match tokio::task::spawn_blocking(move || cache.clear()).await {
-        Ok(Ok(())) => Ok(json!({"cleared": true})),
-        Ok(Err(e)) => {
-            Err(Error { message: format!("clearing the cache failed: {e}").into(), ..Error::internal_error() })
+    let mut caches: Vec<Arc<crate::store::Store>> = Vec::new();
+    for cache in session.folders.scopes().iter().filter_map(|f| f.cache()) {
+        if !caches.iter().any(|c| Arc::ptr_eq(c, &cache)) {
+            caches.push(cache);
         }
+    }
+    if caches.is_empty() {
+        return Ok(json!({"cleared": false, "reason": "cache disabled"}));
+    }
+    let cleared = tokio::task::spawn_blocking(move || caches.iter().try_for_each(|c| c.clear()))
+        .await
+        .map_err(anyhow::Error::from)
+        .and_then(|r| r);
+    match cleared {
+        Ok(()) => Ok(json!({"cleared": true})),
         Err(e) => Err(Error { message: format!("clearing the cache failed: {e}").into(), ..Error::internal_error() }),
     }
 }
@@ -116,6 +128,7 @@ pub fn show_stats(session: &Session, stored: Option<crate::store::CacheStats>) -
         })
         .collect();
     let looked_up = totals.cache_hits + totals.cache_misses;
+    let primary = session.folders.primary();
     json!({
         "lanes": lanes,
         "superseded": sched.superseded,
@@ -127,11 +140,11 @@ pub fn show_stats(session: &Session, stored: Option<crate::store::CacheStats>) -
             "hits": totals.cache_hits,
             "misses": totals.cache_misses,
             "hit_rate": if looked_up == 0 { Value::Null } else { json!(totals.cache_hits as f64 / looked_up as f64) },
-            "enabled": session.cache().is_some(),
+            "enabled": primary.cache().is_some(),
             "store": stored,
         },
         "llm": {
-            "agents": session.engine().routing().agents.iter().map(|(a, e)| (a.as_str().to_string(), json!(format!("{}:{}", e.kind.as_str(), e.model)))).collect::<serde_json::Map<_, _>>(),
+            "agents": agents(&primary.engine()),
             "calls": totals.llm_calls,
             "prompt_tokens": totals.prompt_tokens,
             "completion_tokens": totals.completion_tokens,
@@ -141,7 +154,29 @@ pub fn show_stats(session: &Session, stored: Option<crate::store::CacheStats>) -
         "agent_selections": totals.agent_selections,
         "status": super::status::current(session),
         "metrics_addr": session.metrics_bound.lock().unwrap_or_else(|p| p.into_inner()).map(|a| a.to_string()),
+        "folders": session.folders.all().iter().map(|f| folder_stats(f)).collect::<Vec<_>>(),
         "open_documents": session.open_uris().len(),
         "position_encoding": format!("{:?}", session.info().encoding).to_lowercase(),
     })
+}
+
+/// One folder's line in showStats: where it is, whether its workspace file is trusted, what
+/// was withheld, and which agents run where.
+fn folder_stats(folder: &super::folders::Folder) -> Value {
+    let trust = folder.trust();
+    json!({
+        "name": folder.name,
+        "root": folder.root.as_deref().map(crate::escape::path),
+        "workspace_file": trust.file.as_ref().map(|(path, _)| crate::escape::path(path)),
+        "trusted": trust.trusted,
+        "withheld": trust.withheld,
+        "cache_enabled": folder.cache().is_some(),
+        "agents": agents(&folder.engine()),
+    })
+}
+
+/// Which vendor and model review for each agent.
+fn agents(engine: &crate::review::Engine) -> serde_json::Map<String, Value> {
+    let routes = engine.routing().agents.iter();
+    routes.map(|(a, e)| (a.as_str().to_string(), json!(format!("{}:{}", e.kind.as_str(), e.model)))).collect()
 }

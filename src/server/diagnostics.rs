@@ -11,6 +11,7 @@ use tower_lsp_server::ls_types::{Diagnostic, DiagnosticSeverity, NumberOrString,
 
 use super::document::TextDocument;
 use super::encoding::{PositionEncoding, byte_column_to_position, end_of_line};
+use super::folders::Folder;
 use super::session::Session;
 use crate::llm::limits::Priority;
 use crate::review::finding::{Finding, Severity};
@@ -127,7 +128,8 @@ pub async fn review_open_document(
     token: CancellationToken,
 ) -> Option<Outcome> {
     let snapshot = session.snapshot(&uri)?;
-    let engine = session.engine();
+    let folder = session.folder_of(&uri);
+    let engine = folder.engine();
     let max = engine.settings().max_file_size;
     if snapshot.text.len() as u64 > max {
         tracing::info!(uri = %uri.as_str(), bytes = snapshot.text.len(), "document over review.max_file_size; not reviewed");
@@ -137,7 +139,7 @@ pub async fn review_open_document(
     let version = snapshot.version;
     let (language, text) = (snapshot.language, snapshot.text);
     let priority = request.priority;
-    let path = shown_path(session.info().root.as_deref(), &uri);
+    let path = shown_path(&folder, &uri);
     let started = std::time::Instant::now();
     let mut outcome = run_blocking(engine.clone(), language, path, text.clone(), request, token.clone()).await?;
     session.totals().record(&outcome);
@@ -145,10 +147,10 @@ pub async fn review_open_document(
     if !outcome.jobs.is_empty() {
         // Offline findings now; the model's follow when its calls return.
         publish_if_current(&session, uri.clone(), version, &outcome).await;
-        tokens = run_llm(&session, &engine, &uri, (language, &text), &mut outcome, priority, &token).await?;
+        tokens = run_llm(&session, &folder, &uri, (language, &text), &mut outcome, priority, &token).await?;
     }
     publish_if_current(&session, uri, version, &outcome).await;
-    if let Some(store) = session.store() {
+    if let Some(store) = folder.store() {
         let (source, model) = engine.routing().describe();
         let outcome_text = match outcome.llm_unavailable.first() {
             Some(why) => format!("offline only: {why}"),
@@ -174,14 +176,15 @@ pub async fn review_open_document(
 /// when the review was cancelled meanwhile.
 async fn run_llm(
     session: &Session,
-    engine: &Engine,
+    folder: &Folder,
     uri: &Uri,
     (language, text): (Language, &Arc<str>),
     outcome: &mut Outcome,
     priority: Priority,
     token: &CancellationToken,
 ) -> Option<u64> {
-    let root = session.info().root;
+    let engine = folder.engine();
+    let root = folder.root.clone();
     let path = uri.to_file_path().map(|p| p.into_owned());
     let check = (root.clone(), path.clone());
     let ignored = tokio::task::spawn_blocking(move || {
@@ -194,7 +197,7 @@ async fn run_llm(
         outcome.jobs.clear();
         return Some(0);
     }
-    let shown = shown_path(root.as_deref(), uri);
+    let shown = shown_path(folder, uri);
     let work = vec![FileWork { path: shown, text: text.clone(), language, jobs: std::mem::take(&mut outcome.jobs) }];
     let report = llm_agents::run(engine.routing(), engine.cache().map(|c| &**c), &work, priority, token).await;
     session.totals().record_calls(&report.calls);
@@ -209,13 +212,12 @@ async fn run_llm(
     Some(report.calls.iter().map(|c| c.prompt_tokens + c.completion_tokens).sum())
 }
 
-/// How a document is named to models and in stored results: relative to the workspace root
+/// How a document is named to models and in stored results: relative to its folder's root
 /// when inside it.
-pub fn shown_path(root: Option<&std::path::Path>, uri: &Uri) -> String {
-    match (uri.to_file_path(), root) {
-        (Some(p), Some(r)) => p.strip_prefix(r).unwrap_or(&p).to_string_lossy().into_owned(),
-        (Some(p), None) => p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
-        (None, _) => uri.as_str().rsplit('/').next().unwrap_or("untitled").to_string(),
+fn shown_path(folder: &Folder, uri: &Uri) -> String {
+    match uri.to_file_path() {
+        Some(p) => folder.shown_path(&p),
+        None => uri.as_str().rsplit('/').next().unwrap_or("untitled").to_string(),
     }
 }
 

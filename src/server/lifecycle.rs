@@ -1,39 +1,39 @@
-//! Owns initialize/initialized/shutdown and settings: capabilities, position-encoding
-//! negotiation, and (re)loading the one settings schema from `review-lsp.toml` and the
-//! editor. A bad setting is reported and skipped; the server never exits over config.
+//! Owns initialize/initialized and the editor's settings: capabilities, position-encoding
+//! negotiation, the workspace folders the client starts with, and taking in
+//! initializationOptions and didChangeConfiguration (loading them is `settings.rs`).
 
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
+use serde_json::Value;
 use tower_lsp_server::ls_types::{
     CodeActionKind, CodeActionOptions, CodeActionProviderCapability, DidChangeConfigurationParams,
-    ExecuteCommandOptions, InitializeParams, InitializeResult, MessageType, SaveOptions, ServerCapabilities,
+    ExecuteCommandOptions, InitializeParams, InitializeResult, MessageType, OneOf, SaveOptions, ServerCapabilities,
     ServerInfo, TextDocumentSyncCapability, TextDocumentSyncKind, TextDocumentSyncOptions, TextDocumentSyncSaveOptions,
-    WorkDoneProgressOptions,
+    WorkDoneProgressOptions, WorkspaceFoldersServerCapabilities, WorkspaceServerCapabilities,
 };
 
 use super::commands::COMMANDS;
-use super::diagnostics::schedule_review;
 use super::encoding::PositionEncoding;
 use super::session::{ClientInfo, Session};
-use crate::config::{self, Config, Layer, Problem};
-use crate::review::Request;
-use crate::review::llm_agents::Routing;
-use crate::scheduler::Lane;
-use crate::store::Store;
+use super::settings;
+use crate::config::Layer;
 
 pub async fn initialize(session: &Arc<Session>, params: InitializeParams) -> InitializeResult {
     let encoding = PositionEncoding::negotiate(&params.capabilities);
-    let progress = params.capabilities.window.as_ref().and_then(|w| w.work_done_progress).unwrap_or(false);
-    let root = workspace_root(&params);
-    tracing::info!(?encoding, root = ?root, "initialize");
-    session.set_info(ClientInfo { encoding, root, progress });
-    if let Some(options) = params.initialization_options {
-        *session.client_layer.lock().unwrap_or_else(|p| p.into_inner()) =
-            Some(Layer::from_client(options, "initializationOptions"));
+    let window = params.capabilities.window.as_ref();
+    let progress = window.and_then(|w| w.work_done_progress).unwrap_or(false);
+    let message_requests = window.is_some_and(|w| w.show_message.is_some());
+    session.set_info(ClientInfo { encoding, progress, message_requests });
+    #[allow(deprecated)]
+    let folders = settings::initial_folders(params.workspace_folders, params.root_uri);
+    tracing::info!(?encoding, folders = folders.len(), "initialize");
+    for folder in folders {
+        session.folders.add(Arc::new(folder));
     }
-    let problems = apply_settings(session).await;
+    if let Some(options) = params.initialization_options {
+        take_editor_settings(session, options, "initializationOptions");
+    }
+    let problems = settings::load_all(session).await;
     *session.problems.lock().unwrap_or_else(|p| p.into_inner()) = problems;
 
     InitializeResult {
@@ -53,6 +53,13 @@ pub async fn initialize(session: &Arc<Session>, params: InitializeParams) -> Ini
                 commands: COMMANDS.iter().map(|c| c.to_string()).collect(),
                 work_done_progress_options: WorkDoneProgressOptions { work_done_progress: Some(true) },
             }),
+            workspace: Some(WorkspaceServerCapabilities {
+                workspace_folders: Some(WorkspaceFoldersServerCapabilities {
+                    supported: Some(true),
+                    change_notifications: Some(OneOf::Left(true)),
+                }),
+                file_operations: None,
+            }),
             ..Default::default()
         },
         server_info: Some(ServerInfo { name: "review-lsp".into(), version: Some(env!("CARGO_PKG_VERSION").into()) }),
@@ -63,7 +70,8 @@ pub async fn initialize(session: &Arc<Session>, params: InitializeParams) -> Ini
 /// After the handshake the client can show messages: report settings problems now.
 pub async fn initialized(session: &Arc<Session>) {
     let problems = std::mem::take(&mut *session.problems.lock().unwrap_or_else(|p| p.into_inner()));
-    report_problems(session, &problems).await;
+    settings::report_problems(session, &problems).await;
+    super::trust::ask_where_withheld(session, session.folders.scopes());
     start_metrics(session).await;
     super::status::watch(session.clone());
 }
@@ -71,7 +79,9 @@ pub async fn initialized(session: &Arc<Session>) {
 /// Serves `/metrics` if the command line or the settings ask for it. A bad or busy address is
 /// a message, not a failure: the server works without metrics.
 async fn start_metrics(session: &Arc<Session>) {
-    let Some(addr) = session.options.metrics_addr.clone().or_else(|| session.config().metrics.addr.clone()) else {
+    let Some(addr) =
+        session.options.metrics_addr.clone().or_else(|| session.folders.primary().config().metrics.addr.clone())
+    else {
         return;
     };
     let bound = match super::metrics_http::parse_addr(&addr) {
@@ -90,109 +100,15 @@ async fn start_metrics(session: &Arc<Session>) {
 }
 
 pub async fn did_change_configuration(session: &Arc<Session>, params: DidChangeConfigurationParams) {
-    *session.client_layer.lock().unwrap_or_else(|p| p.into_inner()) =
-        Some(Layer::from_client(params.settings, "workspace/didChangeConfiguration"));
-    reload_settings(session.clone());
+    take_editor_settings(session, params.settings, "workspace/didChangeConfiguration");
+    settings::reload_all(session.clone());
 }
 
-/// Re-reads every settings source, reports problems and re-reviews open documents. Runs
-/// in its own task so the handler that triggered it returns at once.
-pub fn reload_settings(session: Arc<Session>) {
-    tokio::spawn(async move {
-        let problems = apply_settings(&session).await;
-        report_problems(&session, &problems).await;
-        for uri in session.open_uris() {
-            schedule_review(&session, uri, Lane::Open, Duration::ZERO, Request::default());
-        }
-    });
-}
-
-async fn report_problems(session: &Session, problems: &[Problem]) {
-    if problems.is_empty() {
-        return;
+/// Keeps the editor's settings layer, and its own workspace trust if it sends one.
+fn take_editor_settings(session: &Session, options: Value, origin: &str) {
+    let mut layer = Layer::from_client(options, origin);
+    if let Some(trusted) = super::trust::take_editor_trust(&mut layer.value) {
+        *session.editor_trust.lock().unwrap_or_else(|p| p.into_inner()) = Some(trusted);
     }
-    let text = problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n");
-    tracing::warn!("settings problems:\n{text}");
-    session.client.show_message(MessageType::WARNING, format!("review-lsp settings: {text}")).await;
-}
-
-/// Resolves settings from the workspace file and the editor, and installs a new engine.
-/// File and cache I/O run on the blocking pool, never on the LSP loop.
-async fn apply_settings(session: &Arc<Session>) -> Vec<Problem> {
-    let root = session.info().root;
-    let client_layer = session.client_layer.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    let previous = session.config();
-    let old_store = session.store();
-    let workspace = root.clone().unwrap_or_else(|| std::env::current_dir().unwrap_or_default());
-
-    let loaded = tokio::task::spawn_blocking(move || {
-        let mut problems = Vec::new();
-        let mut layers = Vec::new();
-        if let Some(root) = &root {
-            match config::workspace_layer(root) {
-                Some(Ok(layer)) => layers.push(layer),
-                Some(Err(problem)) => problems.push(problem),
-                None => {}
-            }
-        }
-        layers.extend(client_layer);
-        let (config, more) = config::resolve(&layers);
-        problems.extend(more);
-        let (routing, more) = Routing::from_config(&config);
-        problems.extend(more);
-        crate::review::llm_agents::configure(&config.limits, &config.budget);
-        let store = open_store(&config, &previous, old_store, &workspace);
-        if let Some(file) = config.log.file.as_ref().filter(|f| previous.log.file.as_ref() != Some(*f)) {
-            if let Err(e) = crate::logging::redirect_log_file(file) {
-                problems.push(Problem {
-                    origin: "log.file".into(),
-                    message: format!("cannot open {}: {e}; keeping the current log file", file.display()),
-                });
-            }
-        }
-        (config, routing, store, problems)
-    })
-    .await;
-
-    match loaded {
-        Ok((config, routing, store, problems)) => {
-            session.install(config, routing, store);
-            problems
-        }
-        Err(e) => {
-            tracing::error!("loading settings failed: {e}");
-            vec![Problem {
-                origin: "review-lsp".into(),
-                message: format!("loading settings failed: {e}; keeping the previous settings"),
-            }]
-        }
-    }
-}
-
-/// The workspace's store (results cache, spend counters), opened even when result caching is
-/// off so the spend cap still persists. Kept while its directory is unchanged: reopening would
-/// drop the in-memory tier and, with several windows, contend for the file lock again.
-fn open_store(config: &Config, previous: &Config, old: Option<Arc<Store>>, workspace: &std::path::Path) -> Arc<Store> {
-    let settings = config.cache.store_settings();
-    match old {
-        Some(old)
-            if (&config.cache.dir, &config.cache.redis_url, &config.cache.namespace)
-                == (&previous.cache.dir, &previous.cache.redis_url, &previous.cache.namespace) =>
-        {
-            old.set_settings(&settings);
-            old
-        }
-        _ => Arc::new(Store::open(&config.cache.resolved_dir(), workspace, &settings)),
-    }
-}
-
-fn workspace_root(params: &InitializeParams) -> Option<PathBuf> {
-    #[allow(deprecated)]
-    let uri = params
-        .workspace_folders
-        .as_ref()
-        .and_then(|f| f.first())
-        .map(|f| f.uri.clone())
-        .or_else(|| params.root_uri.clone());
-    uri.and_then(|u| u.to_file_path().map(|p| p.into_owned()))
+    *session.client_layer.lock().unwrap_or_else(|p| p.into_inner()) = Some(layer);
 }

@@ -31,7 +31,7 @@ pub fn refresh(session: &Session) {
         crate::metrics::set_queue_depth(lane.as_str(), stats.lane(lane).depth);
     }
     crate::review::llm_agents::export_metrics();
-    if let Some(store) = session.store() {
+    if let Some(store) = session.folders.primary().store() {
         crate::metrics::set_redis_up(store.team().map(|t| t.state() == crate::store::redis_backend::BackendState::Up));
     }
 }

@@ -6,14 +6,17 @@ mod commands;
 mod diagnostics;
 mod document;
 pub mod encoding;
+mod folders;
 mod guard;
 mod lifecycle;
 pub mod metrics_http;
 mod scan;
 mod session;
+mod settings;
 mod status;
 mod sync;
 mod transport;
+mod trust;
 
 use std::sync::Arc;
 
@@ -21,8 +24,9 @@ use serde_json::Value;
 use tower_lsp_server::jsonrpc::Result;
 use tower_lsp_server::ls_types::{
     CodeActionParams, CodeActionResponse, DidChangeConfigurationParams, DidChangeTextDocumentParams,
-    DidCloseTextDocumentParams, DidOpenTextDocumentParams, DidSaveTextDocumentParams, ExecuteCommandParams,
-    InitializeParams, InitializeResult, InitializedParams, MessageType, WorkDoneProgressCancelParams,
+    DidChangeWorkspaceFoldersParams, DidCloseTextDocumentParams, DidOpenTextDocumentParams, DidSaveTextDocumentParams,
+    ExecuteCommandParams, InitializeParams, InitializeResult, InitializedParams, MessageType,
+    WorkDoneProgressCancelParams,
 };
 use tower_lsp_server::{Client, LanguageServer, LspService, Server};
 
@@ -80,9 +84,8 @@ impl LanguageServer for Backend {
     }
 
     async fn shutdown(&self) -> Result<()> {
-        if let Some(cache) = self.session.store() {
-            let _ = tokio::task::spawn_blocking(move || cache.flush()).await;
-        }
+        let stores: Vec<_> = self.session.folders.scopes().iter().filter_map(|f| f.store()).collect();
+        let _ = tokio::task::spawn_blocking(move || stores.iter().for_each(|s| s.flush())).await;
         Ok(())
     }
 
@@ -108,6 +111,13 @@ impl LanguageServer for Backend {
             &self.session,
             lifecycle::did_change_configuration(&self.session, params),
         )
+        .await;
+    }
+
+    async fn did_change_workspace_folders(&self, params: DidChangeWorkspaceFoldersParams) {
+        let _ = guarded("didChangeWorkspaceFolders", &self.session, async {
+            settings::did_change_workspace_folders(&self.session, params)
+        })
         .await;
     }
 

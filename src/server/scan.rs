@@ -1,6 +1,7 @@
-//! Owns the workspace scan command: discover files, queue one job per file in the
-//! workspace lane, publish each file's diagnostics, and report `$/progress` until done or
-//! cancelled (through `window/workDoneProgress/cancel` or `$/cancelRequest`).
+//! Owns the workspace scan command: discover the files of every workspace folder (or the one
+//! given), queue one job per file in the workspace lane under the settings of the folder that
+//! holds it, publish each file's diagnostics, and report `$/progress` until done or cancelled
+//! (through `window/workDoneProgress/cancel` or `$/cancelRequest`).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use tower_lsp_server::ls_types::{NumberOrString, ProgressToken, Uri};
 
 use super::diagnostics::{publish_if_current, run_blocking, to_diagnostic};
 use super::document::TextDocument;
+use super::folders::Folder;
 use super::session::{Session, Snapshot};
 use crate::llm::limits::Priority;
 use crate::review::llm_agents::{self, FileWork};
@@ -28,6 +30,12 @@ static SCAN_GENERATION: AtomicI64 = AtomicI64::new(0);
 
 /// How often progress is reported at most; more would flood slow clients.
 const REPORT_EVERY: Duration = Duration::from_millis(100);
+
+/// One scanned file's result, with the index of its folder in the scan's folder list.
+struct Reported {
+    folder: usize,
+    result: FileResult,
+}
 
 enum FileResult {
     Reviewed {
@@ -49,9 +57,21 @@ struct Pending {
     started: Instant,
 }
 
-pub async fn scan_workspace(session: Arc<Session>, client_token: Option<ProgressToken>) -> Result<Value> {
+/// What one folder contributed to a scan, for its history row.
+#[derive(Default)]
+struct FolderTally {
+    files: u64,
+    skipped: u64,
+    tokens: u64,
+}
+
+pub async fn scan_workspace(
+    session: Arc<Session>,
+    args: &[Value],
+    client_token: Option<ProgressToken>,
+) -> Result<Value> {
     let info = session.info();
-    let root = info.root.clone().ok_or_else(|| Error::invalid_params("no workspace folder to scan"))?;
+    let roots: Vec<PathBuf> = targets(&session, args)?.iter().filter_map(|f| f.root.clone()).collect();
     let cancel = CancellationToken::new();
     // Dropping this handler's future (`$/cancelRequest`) cancels the scan too.
     let _cancel_on_drop = cancel.clone().drop_guard();
@@ -83,12 +103,29 @@ pub async fn scan_workspace(session: Arc<Session>, client_token: Option<Progress
     };
 
     let started = Instant::now();
-    let tokens_before = session.totals().tokens();
-    let files = tokio::task::spawn_blocking(move || workspace::discover(&[root])).await.unwrap_or_default();
+    let files = tokio::task::spawn_blocking(move || {
+        let mut files = workspace::discover(&roots);
+        // Nested folders are walked by their parent too.
+        files.sort();
+        files.dedup();
+        files
+    })
+    .await
+    .unwrap_or_default();
     let total = files.len();
     let generation = SCAN_GENERATION.fetch_add(1, Ordering::Relaxed) + 1;
     let (tx, mut rx) = mpsc::unbounded_channel();
+    // The folders the files belong to: each file is reviewed under its innermost folder.
+    let mut folders: Vec<Arc<Folder>> = Vec::new();
     for path in files {
+        let folder = session.folders.for_path(&path);
+        let index = match folders.iter().position(|f| Arc::ptr_eq(f, &folder)) {
+            Some(i) => i,
+            None => {
+                folders.push(folder.clone());
+                folders.len() - 1
+            }
+        };
         let s = session.clone();
         let tx = tx.clone();
         session.scheduler.schedule(Job {
@@ -97,27 +134,34 @@ pub async fn scan_workspace(session: Arc<Session>, client_token: Option<Progress
             lane: Lane::Workspace,
             delay: Duration::ZERO,
             parent: Some(cancel.clone()),
-            task: Box::new(move |token| Box::pin(scan_file(s, path, token, tx))),
+            task: Box::new(move |token| Box::pin(scan_file(s, folder, index, path, token, tx))),
         });
     }
     drop(tx);
 
     let (mut done, mut skipped, mut findings) = (0usize, 0usize, 0usize);
+    let mut tallies: Vec<FolderTally> = folders.iter().map(|_| FolderTally::default()).collect();
     let mut last_report = Instant::now();
-    let batch_files = session.engine().routing().batch_max_files;
-    let mut pending: Vec<Pending> = Vec::new();
+    // LLM jobs are batched per folder: each folder has its own endpoints and cache.
+    let mut pending: Vec<Vec<Pending>> = folders.iter().map(|_| Vec::new()).collect();
     // Ends when every job has reported or was dropped (superseded or cancelled).
-    while let Some(result) = rx.recv().await {
+    while let Some(Reported { folder: i, result }) = rx.recv().await {
         done += 1;
+        tallies[i].files += 1;
         match result {
             FileResult::Reviewed { findings: n } => findings += n,
             FileResult::Pending(p) => {
-                pending.push(*p);
-                if pending.len() >= batch_files {
-                    findings += run_batch(&session, std::mem::take(&mut pending), &cancel).await;
+                pending[i].push(*p);
+                if pending[i].len() >= folders[i].engine().routing().batch_max_files {
+                    let (n, tokens) = run_batch(&session, &folders[i], std::mem::take(&mut pending[i]), &cancel).await;
+                    findings += n;
+                    tallies[i].tokens += tokens;
                 }
             }
-            FileResult::Skipped => skipped += 1,
+            FileResult::Skipped => {
+                skipped += 1;
+                tallies[i].skipped += 1;
+            }
         }
         if let Some(p) = &progress {
             if last_report.elapsed() >= REPORT_EVERY {
@@ -127,8 +171,10 @@ pub async fn scan_workspace(session: Arc<Session>, client_token: Option<Progress
             }
         }
     }
-    if !pending.is_empty() {
-        findings += run_batch(&session, pending, &cancel).await;
+    for (i, files) in pending.into_iter().enumerate().filter(|(_, p)| !p.is_empty()) {
+        let (n, tokens) = run_batch(&session, &folders[i], files, &cancel).await;
+        findings += n;
+        tallies[i].tokens += tokens;
     }
     let cancelled = cancel.is_cancelled();
     // A newer scan's jobs replace this one's queued (and cancel its running) files, which then
@@ -147,20 +193,8 @@ pub async fn scan_workspace(session: Arc<Session>, client_token: Option<Progress
     if let Some(p) = progress {
         p.finish_with_message(summary.clone()).await;
     }
-    if let Some(store) = session.store() {
-        let engine = session.engine();
-        let (source, model) = engine.routing().describe();
-        store.record_review(&crate::store::HistoryRow {
-            time: crate::store::HistoryRow::now(),
-            trigger: "scan".into(),
-            files: (done - skipped) as u64,
-            agents: engine.settings().agents.iter().map(|a| a.as_str().to_string()).collect(),
-            source,
-            model,
-            tokens: session.totals().tokens().saturating_sub(tokens_before),
-            duration_ms: started.elapsed().as_millis() as u64,
-            outcome: outcome.into(),
-        });
+    for (folder, tally) in folders.iter().zip(&tallies) {
+        record_history(folder, tally, outcome, started.elapsed());
     }
     Ok(json!({
         "files": total,
@@ -172,6 +206,42 @@ pub async fn scan_workspace(session: Arc<Session>, client_token: Option<Progress
         "duration_ms": started.elapsed().as_millis() as u64,
         "summary": summary,
     }))
+}
+
+/// The folders a scan covers: the one named by `[folderUri]`, else every folder.
+fn targets(session: &Session, args: &[Value]) -> Result<Vec<Arc<Folder>>> {
+    match args.first() {
+        Some(Value::String(uri)) => {
+            let uri: Uri = uri.parse().map_err(|_| Error::invalid_params(format!("not a URI: {uri}")))?;
+            let folder = session.folders.find(&uri);
+            Ok(vec![
+                folder.ok_or_else(|| Error::invalid_params(format!("{} is not a workspace folder", uri.as_str())))?,
+            ])
+        }
+        Some(_) => Err(Error::invalid_params("expected [folderUri] or no arguments")),
+        None => {
+            let all = session.folders.all();
+            if all.is_empty() { Err(Error::invalid_params("no workspace folder to scan")) } else { Ok(all) }
+        }
+    }
+}
+
+/// Adds the scan's row to the folder's review history.
+fn record_history(folder: &Folder, tally: &FolderTally, outcome: &str, took: Duration) {
+    let Some(store) = folder.store() else { return };
+    let engine = folder.engine();
+    let (source, model) = engine.routing().describe();
+    store.record_review(&crate::store::HistoryRow {
+        time: crate::store::HistoryRow::now(),
+        trigger: "scan".into(),
+        files: tally.files - tally.skipped,
+        agents: engine.settings().agents.iter().map(|a| a.as_str().to_string()).collect(),
+        source,
+        model,
+        tokens: tally.tokens,
+        duration_ms: took.as_millis() as u64,
+        outcome: outcome.into(),
+    });
 }
 
 pub fn cancel(session: &Session, token: &ProgressToken) {
@@ -190,16 +260,21 @@ fn token_key(t: &ProgressToken) -> String {
 /// Reviews one file: the editor's buffer if it is open (what the user sees), else the disk.
 async fn scan_file(
     session: Arc<Session>,
+    folder: Arc<Folder>,
+    index: usize,
     path: PathBuf,
     token: CancellationToken,
-    tx: mpsc::UnboundedSender<FileResult>,
+    tx: mpsc::UnboundedSender<Reported>,
 ) {
     if token.is_cancelled() {
         return;
     }
     let Some(uri) = Uri::from_file_path(&path) else { return };
     let Some(language) = Language::from_path(&path) else { return };
-    let engine = session.engine();
+    let send = |result| {
+        let _ = tx.send(Reported { folder: index, result });
+    };
+    let engine = folder.engine();
     let (snapshot, open) = match session.snapshot(&uri) {
         // An open buffer over review.max_file_size is skipped like the file on disk would be
         // (and as an edit of it is). Without this check a scan reviewed a 50 MB open buffer
@@ -207,7 +282,7 @@ async fn scan_file(
         Some(s) if s.text.len() as u64 > engine.settings().max_file_size => {
             let bytes = s.text.len();
             tracing::info!(path = %path.display(), bytes, "open document over review.max_file_size; skipped");
-            let _ = tx.send(FileResult::Skipped);
+            send(FileResult::Skipped);
             return;
         }
         Some(s) => (s, true),
@@ -218,7 +293,7 @@ async fn scan_file(
                 Ok(Ok(text)) => (Snapshot { text: Arc::from(text), version: 0, language }, false),
                 Ok(Err(skip)) => {
                     tracing::info!(path = %path.display(), "{skip}");
-                    let _ = tx.send(FileResult::Skipped);
+                    send(FileResult::Skipped);
                     return;
                 }
                 Err(_) => return,
@@ -227,8 +302,7 @@ async fn scan_file(
     };
     let (version, text) = (snapshot.version, snapshot.text);
     let started = Instant::now();
-    let root = session.info().root;
-    let shown = root.as_deref().and_then(|r| path.strip_prefix(r).ok()).unwrap_or(&path).to_string_lossy().into_owned();
+    let shown = folder.shown_path(&path);
     let Some(outcome) =
         run_blocking(engine.clone(), language, shown.clone(), text.clone(), Request::default(), token.clone()).await
     else {
@@ -239,11 +313,11 @@ async fn scan_file(
     publish_scanned(&session, &uri, version, language, &text, &outcome).await;
     if outcome.jobs.is_empty() {
         crate::metrics::review("scan", "ok", started.elapsed().as_secs_f64());
-        let _ = tx.send(FileResult::Reviewed { findings: outcome.findings.len() });
+        send(FileResult::Reviewed { findings: outcome.findings.len() });
         return;
     }
     let pending = Pending { uri, version, language, text, path: shown, outcome, started };
-    let _ = tx.send(FileResult::Pending(Box::new(pending)));
+    send(FileResult::Pending(Box::new(pending)));
 }
 
 /// Publishes a scanned file's findings: through the version check for an open document,
@@ -269,8 +343,13 @@ async fn publish_scanned(
 
 /// Sends the LLM jobs of several scanned files in shared calls (per agent), then publishes
 /// each file's combined findings. Returns how many findings those files have now.
-async fn run_batch(session: &Arc<Session>, mut files: Vec<Pending>, cancel: &CancellationToken) -> usize {
-    let engine = session.engine();
+async fn run_batch(
+    session: &Arc<Session>,
+    folder: &Folder,
+    mut files: Vec<Pending>,
+    cancel: &CancellationToken,
+) -> (usize, u64) {
+    let engine = folder.engine();
     let work: Vec<FileWork> = files
         .iter_mut()
         .map(|p| FileWork {
@@ -294,5 +373,5 @@ async fn run_batch(session: &Arc<Session>, mut files: Vec<Pending>, cancel: &Can
         publish_scanned(session, &p.uri, p.version, p.language, &p.text, &p.outcome).await;
         total += p.outcome.findings.len();
     }
-    total
+    (total, report.calls.iter().map(|c| c.prompt_tokens + c.completion_tokens).sum())
 }

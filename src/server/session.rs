@@ -1,8 +1,9 @@
-//! Owns the server's mutable state: open documents, settings, the engine and counters.
+//! Owns the server's mutable state: open documents, the workspace folders (each with its
+//! settings, engine and store), the editor's settings and counters.
 //! Locks are std mutexes held only for short synchronous sections, never across an await,
 //! so handlers stay thin and edits apply in arrival order.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -13,11 +14,11 @@ use tower_lsp_server::ls_types::Uri;
 
 use super::document::TextDocument;
 use super::encoding::PositionEncoding;
-use crate::config::{Config, Layer, Problem};
-use crate::review::llm_agents::{CallRecord, Routing};
-use crate::review::{Engine, Outcome};
+use super::folders::{Folder, Folders};
+use crate::config::{Layer, Problem};
+use crate::review::Outcome;
+use crate::review::llm_agents::CallRecord;
 use crate::scheduler::Scheduler;
-use crate::store::Store;
 use crate::syntax::Language;
 
 /// What a review task needs from a document, copied out under the lock.
@@ -82,8 +83,9 @@ impl Totals {
 #[derive(Clone, Debug)]
 pub struct ClientInfo {
     pub encoding: PositionEncoding,
-    pub root: Option<PathBuf>,
     pub progress: bool,
+    /// The client answers `window/showMessageRequest` with the action chosen.
+    pub message_requests: bool,
 }
 
 pub struct Session {
@@ -91,12 +93,14 @@ pub struct Session {
     pub scheduler: Scheduler,
     documents: Mutex<HashMap<Uri, TextDocument>>,
     info: RwLock<ClientInfo>,
-    config: RwLock<Arc<Config>>,
-    engine: RwLock<Arc<Engine>>,
-    /// The workspace's store; the engine shares it as its cache when caching is on.
-    store: RwLock<Option<Arc<Store>>>,
+    pub folders: Folders,
     /// Settings from the editor (initializationOptions, then didChangeConfiguration).
     pub client_layer: Mutex<Option<Layer>>,
+    /// The editor's own workspace trust (VS Code's `isTrusted`), when it sends one.
+    pub editor_trust: Mutex<Option<bool>>,
+    /// Workspace files (path, blake3) the user was already asked to trust this session: asked
+    /// once, and "Not now" is remembered until the file changes.
+    pub trust_asked: Mutex<HashSet<(PathBuf, [u8; 32])>>,
     pub problems: Mutex<Vec<Problem>>,
     pub totals: Mutex<Totals>,
     /// Running workspace scans by progress token, so a cancel can find them.
@@ -109,16 +113,19 @@ pub struct Session {
 
 impl Session {
     pub fn new(client: Client, scheduler: Scheduler) -> Session {
-        let config = Config::default();
         Session {
             client,
             scheduler,
             documents: Mutex::new(HashMap::new()),
-            info: RwLock::new(ClientInfo { encoding: PositionEncoding::Utf16, root: None, progress: false }),
-            engine: RwLock::new(Arc::new(Engine::new(config.review.clone(), None))),
-            config: RwLock::new(Arc::new(config)),
-            store: RwLock::new(None),
+            info: RwLock::new(ClientInfo {
+                encoding: PositionEncoding::Utf16,
+                progress: false,
+                message_requests: false,
+            }),
+            folders: Folders::default(),
             client_layer: Mutex::new(None),
+            editor_trust: Mutex::new(None),
+            trust_asked: Mutex::new(HashSet::new()),
             problems: Mutex::new(Vec::new()),
             totals: Mutex::new(Totals::default()),
             scans: Mutex::new(HashMap::new()),
@@ -136,33 +143,9 @@ impl Session {
         *write(&self.info) = info;
     }
 
-    pub fn config(&self) -> Arc<Config> {
-        read(&self.config).clone()
-    }
-
-    pub fn engine(&self) -> Arc<Engine> {
-        read(&self.engine).clone()
-    }
-
-    pub fn cache(&self) -> Option<Arc<Store>> {
-        self.engine().cache().cloned()
-    }
-
-    pub fn store(&self) -> Option<Arc<Store>> {
-        read(&self.store).clone()
-    }
-
-    /// Swaps in a new engine and store. The old ones may hold the last handle to a store, whose
-    /// drop waits for a final commit, so they are dropped on the blocking pool.
-    pub fn install(&self, config: Config, routing: Routing, store: Arc<Store>) {
-        let cache = config.cache.enabled.then(|| Arc::clone(&store));
-        crate::review::llm_agents::persist_budget_in(Arc::clone(&store));
-        crate::review::llm_agents::share_limits_through(&store);
-        let engine = Engine::new(config.review.clone(), cache).with_llm(routing);
-        let old = std::mem::replace(&mut *write(&self.engine), Arc::new(engine));
-        let old_store = write(&self.store).replace(store);
-        *write(&self.config) = Arc::new(config);
-        tokio::task::spawn_blocking(move || drop((old, old_store)));
+    /// The folder (or the outside scope) whose settings apply to a document.
+    pub fn folder_of(&self, uri: &Uri) -> Arc<Folder> {
+        self.folders.for_uri(uri)
     }
 
     /// Runs `f` on the documents under the lock. Keep `f` short and synchronous.

@@ -11,8 +11,8 @@ use tower_lsp_server::ls_types::{
 
 use super::diagnostics::schedule_review;
 use super::document::TextDocument;
-use super::lifecycle;
 use super::session::Session;
+use super::settings;
 use crate::config::CONFIG_FILE_NAME;
 use crate::review::Request;
 use crate::scheduler::Lane;
@@ -45,7 +45,7 @@ pub fn did_change(session: &Arc<Session>, params: DidChangeTextDocumentParams) {
         true
     });
     if applied {
-        let delay = Duration::from_millis(session.config().review.debounce_ms);
+        let delay = Duration::from_millis(session.folder_of(&uri).config().review.debounce_ms);
         schedule_review(session, uri, Lane::Active, delay, Request::default());
     }
 }
@@ -53,7 +53,7 @@ pub fn did_change(session: &Arc<Session>, params: DidChangeTextDocumentParams) {
 pub fn did_save(session: &Arc<Session>, params: DidSaveTextDocumentParams) {
     let uri = params.text_document.uri;
     if uri.path().as_str().ends_with(CONFIG_FILE_NAME) {
-        lifecycle::reload_settings(session.clone());
+        settings::workspace_file_saved(session, uri.to_file_path().as_deref());
         return;
     }
     // Saving is a natural pause: review now rather than after the debounce.

@@ -46,6 +46,8 @@ pub struct LspClient {
     next_id: i64,
     pub root: PathBuf,
     pub log: PathBuf,
+    /// The server's answer to `initialize`.
+    pub init_result: Value,
 }
 
 pub struct Options {
@@ -54,6 +56,11 @@ pub struct Options {
     pub init_options: Value,
     /// `REVIEW_LSP_LOG` for the server.
     pub log_level: &'static str,
+    /// The workspace folders sent in `initialize`; `None` means `[root]`.
+    pub folders: Option<Vec<PathBuf>>,
+    /// The title the client picks when the server sends `window/showMessageRequest`; `None`
+    /// means the client does not declare that capability (and answers null if asked anyway).
+    pub message_answer: Option<&'static str>,
 }
 
 impl Default for Options {
@@ -63,6 +70,8 @@ impl Default for Options {
             progress: true,
             init_options: json!({"review": {"debounce_ms": 50}}),
             log_level: "debug",
+            folders: None,
+            message_answer: None,
         }
     }
 }
@@ -110,6 +119,8 @@ impl LspClient {
             .args(args)
             .current_dir(root)
             .env("XDG_CACHE_HOME", &cache)
+            .env("XDG_STATE_HOME", root.join(".test-state"))
+            .env("XDG_CONFIG_HOME", root.join(".test-config"))
             .env("REVIEW_LSP_LOG", opts.log_level)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -120,6 +131,7 @@ impl LspClient {
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = channel();
         let answer = stdin.clone();
+        let message_answer = opts.message_answer;
         std::thread::spawn(move || {
             let mut reader = BufReader::new(stdout);
             while let Some(msg) = read_frame(&mut reader) {
@@ -127,6 +139,10 @@ impl LspClient {
                     // A request from the server: answer it as an editor would.
                     let result = match msg["method"].as_str() {
                         Some("workspace/configuration") => json!([null]),
+                        Some("window/showMessageRequest") => match message_answer {
+                            Some(title) => json!({"title": title}),
+                            None => Value::Null,
+                        },
                         _ => Value::Null,
                     };
                     write_frame(&answer, &json!({"jsonrpc": "2.0", "id": msg["id"], "result": result}));
@@ -136,23 +152,43 @@ impl LspClient {
                 }
             }
         });
-        let mut client =
-            LspClient { child, stdin, rx, backlog: VecDeque::new(), next_id: 0, root: root.to_path_buf(), log };
+        let mut client = LspClient {
+            child,
+            stdin,
+            rx,
+            backlog: VecDeque::new(),
+            next_id: 0,
+            root: root.to_path_buf(),
+            log,
+            init_result: Value::Null,
+        };
         let mut general = json!({});
         if opts.utf8 {
             general = json!({"positionEncodings": ["utf-8", "utf-16"]});
         }
+        let mut window = json!({"workDoneProgress": opts.progress});
+        if opts.message_answer.is_some() {
+            window["showMessage"] = json!({"messageActionItem": {"additionalPropertiesSupport": false}});
+        }
+        let folders: Vec<Value> = match &opts.folders {
+            Some(list) => list
+                .iter()
+                .map(|p| json!({"uri": file_uri(p), "name": p.file_name().unwrap().to_string_lossy()}))
+                .collect(),
+            None => vec![json!({"uri": file_uri(root), "name": "ws"})],
+        };
         let init = client.request(
             "initialize",
             json!({
                 "processId": null,
                 "rootUri": file_uri(root),
-                "workspaceFolders": [{"uri": file_uri(root), "name": "ws"}],
-                "capabilities": {"general": general, "window": {"workDoneProgress": opts.progress}},
+                "workspaceFolders": folders,
+                "capabilities": {"general": general, "window": window},
                 "initializationOptions": opts.init_options,
             }),
         );
         assert!(init.get("capabilities").is_some(), "initialize answered {init}");
+        client.init_result = init;
         client.notify("initialized", json!({}));
         client
     }

@@ -1,0 +1,125 @@
+//! Owns workspace trust in the editor: asking the user, once per folder and workspace-file
+//! hash, to trust a folder whose `review-lsp.toml` sets sensitive keys; the
+//! `review-lsp.trustWorkspace` command; and the editor's own trust flag (VS Code's
+//! `isTrusted`), which is only ever read from the editor's settings, never from a file.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use tower_lsp_server::jsonrpc::{Error, Result};
+use tower_lsp_server::ls_types::{MessageActionItem, MessageType, Uri};
+
+use super::folders::Folder;
+use super::session::Session;
+
+pub const TRUST: &str = "Trust";
+pub const NOT_NOW: &str = "Not now";
+
+/// Removes the editor's `{"trust": {"workspace": bool}}` from its settings (it is not a
+/// setting of the schema) and returns the flag.
+pub fn take_editor_trust(settings: &mut Value) -> Option<bool> {
+    let trust = settings.as_object_mut()?.remove("trust")?;
+    let flag = trust.get("workspace").and_then(Value::as_bool);
+    if flag.is_none() {
+        tracing::warn!("ignored editor setting `trust`: expected {{\"workspace\": true|false}}");
+    }
+    flag
+}
+
+/// For each folder whose workspace file had sensitive keys withheld, asks once (per folder
+/// and file hash) whether to trust it. Requests to the client wait for the user, so each is
+/// sent from its own task: no handler ever waits on it.
+pub fn ask_where_withheld(session: &Arc<Session>, folders: Vec<Arc<Folder>>) {
+    for folder in folders {
+        let state = folder.trust();
+        let (Some(message), Some(file)) = (state.message.clone(), state.file.clone()) else { continue };
+        if state.withheld.is_empty() || state.trusted {
+            continue;
+        }
+        // VS Code decides trust itself: its restricted mode is the answer, so do not ask again.
+        let editor_decides = session.editor_trust.lock().unwrap_or_else(|p| p.into_inner()).is_some();
+        if !session.trust_asked.lock().unwrap_or_else(|p| p.into_inner()).insert(file) {
+            continue;
+        }
+        let session = session.clone();
+        tokio::spawn(async move {
+            if editor_decides || !session.info().message_requests {
+                tracing::warn!("{}", crate::escape::line(&message));
+                session.client.show_message(MessageType::WARNING, message).await;
+                return;
+            }
+            let question = question(&folder, &state.withheld);
+            let actions = vec![action(TRUST), action(NOT_NOW)];
+            match session.client.show_message_request(MessageType::WARNING, question, Some(actions)).await {
+                Ok(Some(choice)) if choice.title == TRUST => {
+                    if let Err(e) = trust_folder(&session, &folder).await {
+                        session.client.show_message(MessageType::ERROR, format!("review-lsp: {e}")).await;
+                    }
+                }
+                Ok(_) => tracing::info!(folder = %folder.display(), "workspace not trusted for this session"),
+                Err(e) => tracing::warn!(folder = %folder.display(), "trust prompt failed: {e}"),
+            }
+        });
+    }
+}
+
+fn action(title: &str) -> MessageActionItem {
+    MessageActionItem { title: title.into(), properties: Default::default() }
+}
+
+fn question(folder: &Folder, withheld: &[String]) -> String {
+    let keys = withheld.iter().map(|k| crate::escape::line(k).into_owned()).collect::<Vec<_>>().join(", ");
+    format!(
+        "review-lsp: {}'s review-lsp.toml sets {keys}, which decide where your code and keys go. Trust this workspace?",
+        folder.display()
+    )
+}
+
+/// `review-lsp.trustWorkspace [folderUri]`: trusts a folder's workspace file as it is now and
+/// reloads that folder. Without an argument, the only folder; with several, an error naming
+/// them.
+pub async fn trust_workspace_command(session: &Arc<Session>, args: &[Value]) -> Result<Value> {
+    let folder = match args.first() {
+        Some(Value::String(uri)) => {
+            let uri: Uri = uri.parse().map_err(|_| Error::invalid_params(format!("not a URI: {uri}")))?;
+            session
+                .folders
+                .find(&uri)
+                .ok_or_else(|| Error::invalid_params(format!("{} is not a workspace folder", uri.as_str())))?
+        }
+        Some(_) => return Err(Error::invalid_params("expected [folderUri] or no arguments")),
+        None => {
+            let all = session.folders.all();
+            match all.as_slice() {
+                [only] => only.clone(),
+                [] => return Err(Error::invalid_params("no workspace folder to trust")),
+                many => {
+                    let names = many.iter().filter_map(|f| f.uri.as_ref()).map(|u| u.as_str()).collect::<Vec<_>>();
+                    return Err(Error::invalid_params(format!(
+                        "several workspace folders are open; give one of: {}",
+                        names.join(", ")
+                    )));
+                }
+            }
+        }
+    };
+    let file = trust_folder(session, &folder).await.map_err(Error::invalid_params)?;
+    Ok(json!({"folder": folder.uri.as_ref().map(|u| u.as_str()), "trusted": true, "file": file}))
+}
+
+/// Records the folder's workspace file in the trust store (blocking pool) and reloads the
+/// folder. Returns the file trusted.
+async fn trust_folder(session: &Arc<Session>, folder: &Arc<Folder>) -> std::result::Result<PathBuf, String> {
+    let root = folder.root.clone().ok_or("files outside the workspace folders have no workspace file")?;
+    let recorded = tokio::task::spawn_blocking(move || record(&root)).await.map_err(|e| e.to_string())?;
+    let file = recorded?;
+    tracing::info!(folder = %folder.display(), "workspace trusted");
+    super::settings::reload_folder(session.clone(), folder.clone());
+    Ok(file)
+}
+
+/// Blocking: adds the folder's workspace file, as it is now, to the user's trust store.
+fn record(root: &std::path::Path) -> std::result::Result<PathBuf, String> {
+    Err(format!("cannot trust {}: no trust store yet", crate::escape::path(root)))
+}
