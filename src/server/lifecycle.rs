@@ -126,19 +126,13 @@ async fn apply_settings(session: &Arc<Session>) -> Vec<Problem> {
     let workspace = root.clone().unwrap_or_else(|| std::env::current_dir().unwrap_or_default());
 
     let loaded = tokio::task::spawn_blocking(move || {
-        let mut problems = Vec::new();
-        let mut layers = Vec::new();
-        if let Some(root) = &root {
-            match config::workspace_layer(root) {
-                Some(Ok(layer)) => layers.push(layer),
-                Some(Err(problem)) => problems.push(problem),
-                None => {}
-            }
-        }
-        layers.extend(client_layer);
-        let (config, more) = config::resolve(&layers);
-        problems.extend(more);
-        let (routing, more) = Routing::from_config(&config);
+        let mut sources = config::Sources::new(root.as_deref());
+        sources.editor = client_layer;
+        sources.trust_workspace = config::trust_from_env();
+        let resolved = config::load(sources);
+        let config = resolved.config.clone();
+        let mut problems = resolved.problems.clone();
+        let (routing, more) = Routing::from_resolved(&resolved);
         problems.extend(more);
         crate::review::llm_agents::configure(&config.limits, &config.budget);
         let store = open_store(&config, &previous, old_store, &workspace);
@@ -146,17 +140,21 @@ async fn apply_settings(session: &Arc<Session>) -> Vec<Problem> {
             if let Err(e) = crate::logging::redirect_log_file(file) {
                 problems.push(Problem {
                     origin: "log.file".into(),
-                    message: format!("cannot open {}: {e}; keeping the current log file", file.display()),
+                    message: format!("cannot open {}: {e}; keeping the current log file", crate::escape::path(file)),
                 });
             }
         }
-        (config, routing, store, problems)
+        (resolved, routing, store, problems)
     })
     .await;
 
     match loaded {
-        Ok((config, routing, store, problems)) => {
-            session.install(config, routing, store);
+        Ok((resolved, routing, store, mut problems)) => {
+            if let Some(message) = session.withheld_news(&resolved) {
+                problems.push(Problem { origin: "review-lsp".into(), message });
+            }
+            session.install(resolved.config.clone(), routing, store);
+            session.set_settings(resolved);
             problems
         }
         Err(e) => {

@@ -13,7 +13,7 @@ use tower_lsp_server::ls_types::Uri;
 
 use super::document::TextDocument;
 use super::encoding::PositionEncoding;
-use crate::config::{Config, Layer, Problem};
+use crate::config::{Config, Layer, Problem, Resolved};
 use crate::review::llm_agents::{CallRecord, Routing};
 use crate::review::{Engine, Outcome};
 use crate::scheduler::Scheduler;
@@ -98,6 +98,10 @@ pub struct Session {
     /// Settings from the editor (initializationOptions, then didChangeConfiguration).
     pub client_layer: Mutex<Option<Layer>>,
     pub problems: Mutex<Vec<Problem>>,
+    /// The resolved settings with their origins, for showStats.
+    settings: RwLock<Arc<Resolved>>,
+    /// The withheld keys last reported, so the same set is said once.
+    withheld_reported: Mutex<Vec<String>>,
     pub totals: Mutex<Totals>,
     /// Running workspace scans by progress token, so a cancel can find them.
     pub scans: Mutex<HashMap<String, CancellationToken>>,
@@ -120,6 +124,8 @@ impl Session {
             store: RwLock::new(None),
             client_layer: Mutex::new(None),
             problems: Mutex::new(Vec::new()),
+            settings: RwLock::new(Arc::new(Resolved::default())),
+            withheld_reported: Mutex::new(Vec::new()),
             totals: Mutex::new(Totals::default()),
             scans: Mutex::new(HashMap::new()),
             llm_warned: std::sync::atomic::AtomicBool::new(false),
@@ -163,6 +169,24 @@ impl Session {
         let old_store = write(&self.store).replace(store);
         *write(&self.config) = Arc::new(config);
         tokio::task::spawn_blocking(move || drop((old, old_store)));
+    }
+
+    pub fn settings(&self) -> Arc<Resolved> {
+        read(&self.settings).clone()
+    }
+
+    pub fn set_settings(&self, resolved: Resolved) {
+        *write(&self.settings) = Arc::new(resolved);
+    }
+
+    /// The withheld-settings message, only when the set differs from the one last reported.
+    pub fn withheld_news(&self, resolved: &Resolved) -> Option<String> {
+        let mut last = self.withheld_reported.lock().unwrap_or_else(|p| p.into_inner());
+        if *last == resolved.withheld {
+            return None;
+        }
+        last.clone_from(&resolved.withheld);
+        resolved.withheld_message()
     }
 
     /// Runs `f` on the documents under the lock. Keep `f` short and synchronous.
