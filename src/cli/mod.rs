@@ -83,9 +83,15 @@ pub struct ScanArgs {
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
 
-    /// Settings file to use instead of `<root>/review-lsp.toml`.
+    /// Settings file to use instead of `<root>/review-lsp.toml` (trusted: it is your choice).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+
+    /// Let the scanned tree's `review-lsp.toml` choose sensitive settings (endpoints, keys,
+    /// cache, log and metrics places). Also REVIEW_LSP_TRUST_WORKSPACE=1. Never with a fork's
+    /// pull request and secrets.
+    #[arg(long)]
+    pub trust_workspace_config: bool,
 
     /// Neither read nor write the result cache.
     #[arg(long)]

@@ -175,31 +175,26 @@ fn root_uri(root: &Path) -> Option<String> {
     Some(if uri.ends_with('/') { uri } else { uri + "/" })
 }
 
+/// Resolves settings for a scan. Sensitive keys from the scanned tree's own file apply only
+/// with `--trust-workspace-config`, REVIEW_LSP_TRUST_WORKSPACE=1 or a trusted folder; what was
+/// ignored is said on stderr in one line. A file given with `--config` is trusted.
 fn load_config(explicit: Option<&Path>, root: &Path, args: &ScanArgs) -> Result<Config, String> {
-    let layer = match explicit {
-        Some(path) => Some(Layer::from_toml_file(path)),
-        None => config::workspace_layer(root),
-    };
-    let mut layers = match layer {
-        Some(Ok(layer)) => vec![layer],
-        Some(Err(problem)) => return Err(problem.to_string()),
-        None => Vec::new(),
-    };
-    // Command-line flags win over the file, through the same schema.
-    let mut llm = serde_json::Map::new();
-    for (key, value) in [("provider", &args.provider), ("model", &args.model), ("base_url", &args.base_url)] {
-        if let Some(v) = value {
-            llm.insert(key.to_string(), serde_json::Value::String(v.clone()));
-        }
-    }
-    if !llm.is_empty() {
-        layers.push(Layer { origin: "command line".into(), value: serde_json::json!({ "llm": llm }) });
-    }
-    let (config, problems) = config::resolve(&layers);
-    for problem in problems {
+    let mut sources = config::Sources::new(Some(root));
+    sources.config_file = explicit.map(Layer::from_config_flag).transpose().map_err(|p| p.to_string())?;
+    sources.trust_workspace = args.trust_workspace_config || config::trust_from_env();
+    // Command-line flags win over every file, through the same schema.
+    let flags = [("llm.provider", &args.provider), ("llm.model", &args.model), ("llm.base_url", &args.base_url)];
+    sources.cli = Layer::from_flags(
+        flags.into_iter().filter_map(|(k, v)| v.as_ref().map(|v| (k, serde_json::Value::String(v.clone())))),
+    );
+    let resolved = config::load(sources);
+    for problem in &resolved.problems {
         eprintln!("warning: {problem}");
     }
-    Ok(config)
+    if let Some(message) = resolved.withheld_message() {
+        eprintln!("warning: {message}");
+    }
+    Ok(resolved.config)
 }
 
 enum FileResult {

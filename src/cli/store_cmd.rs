@@ -86,17 +86,16 @@ fn open(root: &Path) -> Result<Store, String> {
     if !root.is_dir() {
         return Err(format!("{} is not a directory", root.display()));
     }
-    let config: Config = match config::workspace_layer(root) {
-        Some(Ok(layer)) => {
-            let (config, problems) = config::resolve(&[layer]);
-            for p in problems {
-                eprintln!("warning: {p}");
-            }
-            config
-        }
-        Some(Err(problem)) => return Err(problem.to_string()),
-        None => Config::default(),
-    };
+    let mut sources = config::Sources::new(Some(root));
+    sources.trust_workspace = config::trust_from_env();
+    let resolved = config::load(sources);
+    for p in &resolved.problems {
+        eprintln!("warning: {p}");
+    }
+    if let Some(message) = resolved.withheld_message() {
+        eprintln!("warning: {message}");
+    }
+    let config: Config = resolved.config;
     Ok(Store::open(&config.cache.resolved_dir(), root, &config.cache.store_settings()))
 }
 

@@ -170,6 +170,8 @@ fn folder_stats(folder: &super::folders::Folder) -> Value {
         "workspace_file": trust.file.as_ref().map(|(path, _)| crate::escape::path(path)),
         "trusted": trust.trusted,
         "withheld": trust.withheld,
+        // Where each value came from, as `review-lsp config show` prints it.
+        "origins": folder.settings().origins.iter().map(|(k, o)| (k.clone(), json!(crate::escape::line(&o.to_string())))).collect::<serde_json::Map<_, _>>(),
         "cache_enabled": folder.cache().is_some(),
         "agents": agents(&folder.engine()),
     })

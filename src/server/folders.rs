@@ -8,7 +8,7 @@ use std::sync::{Arc, RwLock};
 
 use tower_lsp_server::ls_types::Uri;
 
-use crate::config::Config;
+use crate::config::{Config, Resolved};
 use crate::review::Engine;
 use crate::review::llm_agents::Routing;
 use crate::store::Store;
@@ -19,13 +19,13 @@ pub struct TrustState {
     /// Sensitive keys the workspace file sets that were not applied because it is not trusted.
     pub withheld: Vec<String>,
     pub trusted: bool,
-    /// The workspace file and the blake3 of the text that was loaded, when there is one.
-    pub file: Option<(PathBuf, [u8; 32])>,
-    /// The message that says which keys were withheld and how to trust.
-    pub message: Option<String>,
+    /// The workspace file and the blake3 (hex) of the text that was loaded, when there is one.
+    pub file: Option<(PathBuf, String)>,
 }
 
 struct Loaded {
+    /// The resolved settings with each value's origin, for showStats.
+    settings: Arc<Resolved>,
     config: Arc<Config>,
     engine: Arc<Engine>,
     /// The folder's store; the engine shares it as its cache when caching is on.
@@ -45,6 +45,7 @@ impl Folder {
     pub fn new(uri: Option<Uri>, root: Option<PathBuf>, name: String) -> Folder {
         let config = Config::default();
         let loaded = Loaded {
+            settings: Arc::new(Resolved::default()),
             engine: Arc::new(Engine::new(config.review.clone(), None)),
             config: Arc::new(config),
             store: None,
@@ -78,15 +79,21 @@ impl Folder {
         read(&self.loaded).trust.clone()
     }
 
+    pub fn settings(&self) -> Arc<Resolved> {
+        read(&self.loaded).settings.clone()
+    }
+
     /// Swaps in a new engine and store. The old ones may hold the last handle to a store, whose
     /// drop waits for a final commit, so they are dropped on the blocking pool.
-    pub fn install(&self, config: Config, routing: Routing, store: Arc<Store>, trust: TrustState) {
+    pub fn install(&self, settings: Resolved, routing: Routing, store: Arc<Store>, trust: TrustState) {
+        let config = settings.config.clone();
         let cache = config.cache.enabled.then(|| Arc::clone(&store));
         let engine = Arc::new(Engine::new(config.review.clone(), cache).with_llm(routing));
         let mut loaded = write(&self.loaded);
         let old_engine = std::mem::replace(&mut loaded.engine, engine);
         let old_store = loaded.store.replace(store);
         loaded.config = Arc::new(config);
+        loaded.settings = Arc::new(settings);
         loaded.trust = trust;
         drop(loaded);
         tokio::task::spawn_blocking(move || drop((old_engine, old_store)));

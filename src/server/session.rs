@@ -100,7 +100,7 @@ pub struct Session {
     pub editor_trust: Mutex<Option<bool>>,
     /// Workspace files (path, blake3) the user was already asked to trust this session: asked
     /// once, and "Not now" is remembered until the file changes.
-    pub trust_asked: Mutex<HashSet<(PathBuf, [u8; 32])>>,
+    pub trust_asked: Mutex<HashSet<(PathBuf, String)>>,
     pub problems: Mutex<Vec<Problem>>,
     pub totals: Mutex<Totals>,
     /// Running workspace scans by progress token, so a cancel can find them.

@@ -13,7 +13,7 @@ use tower_lsp_server::ls_types::{DidChangeWorkspaceFoldersParams, MessageType};
 use super::diagnostics::schedule_review;
 use super::folders::{self, Folder, TrustState};
 use super::session::Session;
-use crate::config::{self, Config, Layer, Problem};
+use crate::config::{self, Config, Problem};
 use crate::review::Request;
 use crate::review::llm_agents::Routing;
 use crate::scheduler::Lane;
@@ -115,16 +115,8 @@ pub async fn report_problems(session: &Session, problems: &[Problem]) {
     session.client.show_message(MessageType::WARNING, format!("review-lsp settings: {text}")).await;
 }
 
-/// What one folder's settings load produced, before it is installed.
-struct Resolved {
-    config: Config,
-    routing: Routing,
-    trust: TrustState,
-    problems: Vec<Problem>,
-}
-
-/// Resolves one folder's settings from its workspace file and the editor, and installs a new
-/// engine. The first folder (or the outside scope when there is none) also decides the
+/// Resolves one folder's settings (user file, its workspace file, the editor) and installs a
+/// new engine. The first folder (or the outside scope when there is none) also decides the
 /// process-wide settings: LLM limits and budget, the log file.
 async fn load(session: &Arc<Session>, folder: &Arc<Folder>) -> Vec<Problem> {
     let editor = session.client_layer.lock().unwrap_or_else(|p| p.into_inner()).clone();
@@ -139,20 +131,29 @@ async fn load(session: &Arc<Session>, folder: &Arc<Folder>) -> Vec<Problem> {
     let root = folder.root.clone();
     let previous = folder.config();
     let old_store = folder.store();
+    // Only the editor's own flag (VS Code's workspace trust) can trust every folder at once; a
+    // workspace file can never set it.
+    let editor_trusts = *session.editor_trust.lock().unwrap_or_else(|p| p.into_inner()) == Some(true);
     let loaded = tokio::task::spawn_blocking(move || {
-        let mut resolved = resolve(root.as_deref(), editor);
+        let mut sources = config::Sources::new(root.as_deref());
+        sources.editor = editor;
+        sources.trust_workspace = editor_trusts || config::trust_from_env();
+        let mut resolved = config::load(sources);
+        let (routing, more) = Routing::from_resolved(&resolved);
+        resolved.problems.extend(more);
+        let trust = trust_state(&resolved);
         let store = open_store(&resolved.config, &previous, old_store, store_workspace.as_deref());
         if primary {
             resolved.problems.extend(apply_process_wide(&resolved.config, &previous, &store));
         }
-        (resolved, store)
+        (resolved, routing, store, trust)
     })
     .await;
     let name = folder.display();
     match loaded {
-        Ok((resolved, store)) => {
-            let problems = resolved.problems.into_iter().map(|p| in_folder(p, folder)).collect();
-            folder.install(resolved.config, resolved.routing, store, resolved.trust);
+        Ok((mut resolved, routing, store, trust)) => {
+            let problems = std::mem::take(&mut resolved.problems).into_iter().map(|p| in_folder(p, folder)).collect();
+            folder.install(resolved, routing, store, trust);
             problems
         }
         Err(e) => {
@@ -175,23 +176,14 @@ fn in_folder(problem: Problem, folder: &Folder) -> Problem {
     }
 }
 
-/// Blocking: reads the workspace file. The store is opened by the caller.
-fn resolve(root: Option<&Path>, editor: Option<Layer>) -> Resolved {
-    let mut problems = Vec::new();
-    let mut layers = Vec::new();
-    if let Some(root) = root {
-        match config::workspace_layer(root) {
-            Some(Ok(layer)) => layers.push(layer),
-            Some(Err(problem)) => problems.push(problem),
-            None => {}
-        }
-    }
-    layers.extend(editor);
-    let (config, more) = config::resolve(&layers);
-    problems.extend(more);
-    let (routing, more) = Routing::from_config(&config);
-    problems.extend(more);
-    Resolved { config, routing, trust: TrustState::default(), problems }
+/// Blocking: what the load decided about the workspace file, with the hash of the file so
+/// the user is asked once per version of it.
+fn trust_state(resolved: &config::Resolved) -> TrustState {
+    let file = resolved.workspace_file.as_ref().and_then(|path| match config::read_config_file(path) {
+        Ok(config::ReadFile::Text(text)) => Some((path.clone(), blake3::hash(text.as_bytes()).to_hex().to_string())),
+        _ => None,
+    });
+    TrustState { withheld: resolved.withheld.clone(), trusted: resolved.workspace_trusted, file }
 }
 
 /// Blocking: the settings one process has only one of (the LLM gate, the log file).

@@ -3,7 +3,7 @@
 //! `review-lsp.trustWorkspace` command; and the editor's own trust flag (VS Code's
 //! `isTrusted`), which is only ever read from the editor's settings, never from a file.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde_json::{Value, json};
@@ -12,6 +12,7 @@ use tower_lsp_server::ls_types::{MessageActionItem, MessageType, Uri};
 
 use super::folders::Folder;
 use super::session::Session;
+use crate::config::{ReadFile, TrustStore};
 
 pub const TRUST: &str = "Trust";
 pub const NOT_NOW: &str = "Not now";
@@ -28,23 +29,25 @@ pub fn take_editor_trust(settings: &mut Value) -> Option<bool> {
 }
 
 /// For each folder whose workspace file had sensitive keys withheld, asks once (per folder
-/// and file hash) whether to trust it. Requests to the client wait for the user, so each is
-/// sent from its own task: no handler ever waits on it.
+/// and file hash) whether to trust it; "Not now" lasts until the file changes or the session
+/// ends. Requests to the client wait for the user, so each is sent from its own task: no
+/// handler ever waits on it.
 pub fn ask_where_withheld(session: &Arc<Session>, folders: Vec<Arc<Folder>>) {
     for folder in folders {
         let state = folder.trust();
-        let (Some(message), Some(file)) = (state.message.clone(), state.file.clone()) else { continue };
+        let Some((file, hash)) = state.file.clone() else { continue };
         if state.withheld.is_empty() || state.trusted {
             continue;
         }
-        // VS Code decides trust itself: its restricted mode is the answer, so do not ask again.
-        let editor_decides = session.editor_trust.lock().unwrap_or_else(|p| p.into_inner()).is_some();
-        if !session.trust_asked.lock().unwrap_or_else(|p| p.into_inner()).insert(file) {
+        if !session.trust_asked.lock().unwrap_or_else(|p| p.into_inner()).insert((file, hash.clone())) {
             continue;
         }
+        // VS Code decides trust itself (its restricted mode is the answer): tell, do not ask.
+        let editor_decides = session.editor_trust.lock().unwrap_or_else(|p| p.into_inner()).is_some();
         let session = session.clone();
         tokio::spawn(async move {
             if editor_decides || !session.info().message_requests {
+                let message = warning(&folder, &state.withheld, editor_decides);
                 tracing::warn!("{}", crate::escape::line(&message));
                 session.client.show_message(MessageType::WARNING, message).await;
                 return;
@@ -53,7 +56,7 @@ pub fn ask_where_withheld(session: &Arc<Session>, folders: Vec<Arc<Folder>>) {
             let actions = vec![action(TRUST), action(NOT_NOW)];
             match session.client.show_message_request(MessageType::WARNING, question, Some(actions)).await {
                 Ok(Some(choice)) if choice.title == TRUST => {
-                    if let Err(e) = trust_folder(&session, &folder).await {
+                    if let Err(e) = trust_folder(&session, &folder, Some(&hash)).await {
                         session.client.show_message(MessageType::ERROR, format!("review-lsp: {e}")).await;
                     }
                 }
@@ -68,12 +71,27 @@ fn action(title: &str) -> MessageActionItem {
     MessageActionItem { title: title.into(), properties: Default::default() }
 }
 
-fn question(folder: &Folder, withheld: &[String]) -> String {
+/// "<folder>'s review-lsp.toml sets <keys>, which decide where your code and keys go"
+fn what_it_sets(folder: &Folder, withheld: &[String]) -> String {
     let keys = withheld.iter().map(|k| crate::escape::line(k).into_owned()).collect::<Vec<_>>().join(", ");
-    format!(
-        "review-lsp: {}'s review-lsp.toml sets {keys}, which decide where your code and keys go. Trust this workspace?",
-        folder.display()
-    )
+    format!("review-lsp: {}'s review-lsp.toml sets {keys}, which decide where your code and keys go", folder.display())
+}
+
+fn question(folder: &Folder, withheld: &[String]) -> String {
+    format!("{}. Trust this workspace?", what_it_sets(folder, withheld))
+}
+
+fn warning(folder: &Folder, withheld: &[String], editor_decides: bool) -> String {
+    let how = if editor_decides {
+        "trust the workspace in the editor (VS Code: Workspaces: Manage Workspace Trust)".to_string()
+    } else {
+        format!(
+            "run the command {} or `review-lsp trust {}` in a terminal",
+            super::commands::TRUST_WORKSPACE,
+            folder.display()
+        )
+    };
+    format!("{}. They are ignored until you trust this workspace: {how}.", what_it_sets(folder, withheld))
 }
 
 /// `review-lsp.trustWorkspace [folderUri]`: trusts a folder's workspace file as it is now and
@@ -104,22 +122,44 @@ pub async fn trust_workspace_command(session: &Arc<Session>, args: &[Value]) -> 
             }
         }
     };
-    let file = trust_folder(session, &folder).await.map_err(Error::invalid_params)?;
+    let file = trust_folder(session, &folder, None).await.map_err(Error::invalid_params)?;
     Ok(json!({"folder": folder.uri.as_ref().map(|u| u.as_str()), "trusted": true, "file": file}))
 }
 
 /// Records the folder's workspace file in the trust store (blocking pool) and reloads the
-/// folder. Returns the file trusted.
-async fn trust_folder(session: &Arc<Session>, folder: &Arc<Folder>) -> std::result::Result<PathBuf, String> {
+/// folder. With `expected`, the file must still be the version the user was asked about, or
+/// the trust is taken back. Returns the folder trusted.
+async fn trust_folder(
+    session: &Arc<Session>,
+    folder: &Arc<Folder>,
+    expected: Option<&str>,
+) -> std::result::Result<PathBuf, String> {
     let root = folder.root.clone().ok_or("files outside the workspace folders have no workspace file")?;
-    let recorded = tokio::task::spawn_blocking(move || record(&root)).await.map_err(|e| e.to_string())?;
-    let file = recorded?;
+    let expected = expected.map(str::to_string);
+    let recorded = tokio::task::spawn_blocking(move || record(&root, expected.as_deref()))
+        .await
+        .map_err(|e| format!("trusting failed: {e}"))?;
+    let trusted = recorded?;
     tracing::info!(folder = %folder.display(), "workspace trusted");
     super::settings::reload_folder(session.clone(), folder.clone());
-    Ok(file)
+    Ok(trusted)
 }
 
 /// Blocking: adds the folder's workspace file, as it is now, to the user's trust store.
-fn record(root: &std::path::Path) -> std::result::Result<PathBuf, String> {
-    Err(format!("cannot trust {}: no trust store yet", crate::escape::path(root)))
+fn record(root: &Path, expected: Option<&str>) -> std::result::Result<PathBuf, String> {
+    let store = TrustStore::default_store();
+    let trusted = store.trust(root)?;
+    let now = match crate::config::read_config_file(&root.join(crate::config::CONFIG_FILE_NAME)) {
+        Ok(ReadFile::Text(text)) => Some(blake3::hash(text.as_bytes()).to_hex().to_string()),
+        _ => None,
+    };
+    if expected.is_some_and(|e| now.as_deref() != Some(e)) {
+        // The file changed between the question and the answer: the user never saw this one.
+        store.revoke(root)?;
+        return Err(format!(
+            "{}'s review-lsp.toml changed while you were asked; not trusted",
+            crate::escape::path(root)
+        ));
+    }
+    Ok(trusted)
 }

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::config::{Config, Problem, ProviderSetting};
+use crate::config::{Config, Problem, ProviderSetting, Resolved};
 use crate::llm::{Endpoint, ProviderKind};
 use crate::review::finding::Category;
 
@@ -25,6 +25,11 @@ pub struct Routing {
     pub max_output_tokens: u32,
     pub batch_max_files: usize,
     pub batch_max_tokens: usize,
+    /// Per agent: whether its endpoint (base URL and key variable) came from the user's own
+    /// layers (defaults, user file, editor, command line) rather than a workspace file. A
+    /// workspace file only gets here when trusted; the key rules use it to decide how far a
+    /// vendor's default key may travel.
+    pub chosen_by_user: BTreeMap<Category, bool>,
 }
 
 impl Routing {
@@ -80,8 +85,35 @@ impl Routing {
             max_output_tokens: llm.max_output_tokens,
             batch_max_files: llm.batch_max_files.max(1),
             batch_max_tokens: llm.batch_max_tokens.max(1),
+            chosen_by_user: BTreeMap::new(),
         };
         (routing, problems)
+    }
+
+    /// [`Routing::from_config`] plus where each endpoint came from.
+    pub fn from_resolved(resolved: &Resolved) -> (Routing, Vec<Problem>) {
+        let (mut routing, problems) = Routing::from_config(&resolved.config);
+        routing.chosen_by_user = routing
+            .agents
+            .keys()
+            .map(|agent| {
+                let over = resolved.config.agents.get(agent);
+                let users_own = |field: &str, overridden: bool| {
+                    let key =
+                        if overridden { format!("agents.{}.{field}", agent.as_str()) } else { format!("llm.{field}") };
+                    resolved.origin_of(&key).is_users_own()
+                };
+                let url = users_own("base_url", over.is_some_and(|o| o.base_url.is_some()));
+                let key = users_own("api_key_env", over.is_some_and(|o| o.api_key_env.is_some()));
+                (*agent, url && key)
+            })
+            .collect();
+        (routing, problems)
+    }
+
+    /// True when `agent`'s base URL and key variable were chosen by the user's own layers.
+    pub fn endpoint_chosen_by_user(&self, agent: Category) -> bool {
+        self.chosen_by_user.get(&agent).copied().unwrap_or(true)
     }
 
     pub fn is_offline(&self) -> bool {

@@ -1,11 +1,25 @@
-//! Owns the settings schema and its parsing. One schema serves `review-lsp.toml`,
-//! `initializationOptions` and `workspace/didChangeConfiguration`.
+//! Owns the settings schema and its parsing. One schema serves the user's file,
+//! `review-lsp.toml`, `initializationOptions`, `workspace/didChangeConfiguration` and command
+//! flags; [`load`] layers them (see `load.rs`), `sensitive.rs` says what a workspace may not
+//! choose, `trust.rs` which workspaces may, `ranges.rs` what each number may be.
 //!
 //! Parsing never fails: an unknown key or a bad value becomes a [`Problem`] and that one
 //! setting falls back to its default, so a typo never takes the server down.
 
+mod layers;
+mod load;
+pub mod ranges;
+pub mod sensitive;
+pub mod trust;
+
+pub use layers::{Layer, Origin, leaves};
+pub use load::{
+    Locations, MAX_CONFIG_BYTES, ReadFile, Resolved, Sources, load, read_config_file, trust_from_env, user_config_path,
+};
+pub use trust::TrustStore;
+
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -203,65 +217,38 @@ pub struct Problem {
     pub message: String,
 }
 
+impl Problem {
+    pub fn new(origin: &Origin, message: String) -> Problem {
+        Problem { origin: origin.to_string(), message }
+    }
+}
+
+/// Escaped: both parts carry outside text (a file's path, its keys and values).
 impl std::fmt::Display for Problem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.origin, self.message)
+        write!(f, "{}: {}", crate::escape::line(&self.origin), crate::escape::line(&self.message))
     }
 }
 
-/// One source of settings, before merging.
-#[derive(Clone, Debug)]
-pub struct Layer {
-    pub origin: String,
-    pub value: Value,
-}
-
-impl Layer {
-    /// Reads a TOML file. A file that is not valid TOML yields a problem and no settings.
-    pub fn from_toml_file(path: &Path) -> Result<Layer, Problem> {
-        let origin = path.display().to_string();
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Problem { origin: origin.clone(), message: format!("cannot read config: {e}") })?;
-        Layer::from_toml_str(&text, origin)
-    }
-
-    pub fn from_toml_str(text: &str, origin: String) -> Result<Layer, Problem> {
-        match toml::from_str::<Value>(text) {
-            Ok(value) => Ok(Layer { origin, value }),
-            Err(e) => Err(Problem { origin, message: format!("invalid TOML, file ignored: {}", e.message()) }),
-        }
-    }
-
-    /// Settings sent by an editor. Clients nest them under their section name, so accept
-    /// `{"review-lsp": {...}}` as well as the bare object. `null` means no settings.
-    pub fn from_client(value: Value, origin: &str) -> Layer {
-        let value = match value {
-            Value::Object(mut map)
-                if map.len() == 1 && (map.contains_key("review-lsp") || map.contains_key("reviewLsp")) =>
-            {
-                map.remove("review-lsp").or_else(|| map.remove("reviewLsp")).unwrap_or(Value::Null)
-            }
-            Value::Null => Value::Object(Default::default()),
-            other => other,
-        };
-        Layer { origin: origin.to_string(), value }
-    }
-}
-
-/// Merges layers in order (later wins, key by key) and parses the result.
+/// Merges layers in order (later wins, key by key) and parses the result: every layer is
+/// taken as trusted and nothing is read from disk. [`load`] is the whole resolution.
 pub fn resolve(layers: &[Layer]) -> (Config, Vec<Problem>) {
     let mut problems = Vec::new();
-    let mut merged = Value::Object(Default::default());
+    let mut merged = layers::Merged::new();
     for layer in layers {
-        let cleaned = clean_layer(layer, &mut problems);
-        merge(&mut merged, cleaned);
+        let mut cleaned = clean_layer(layer, &mut problems);
+        ranges::enforce(&mut cleaned, &layer.origin, &mut problems);
+        merged.apply(cleaned, &layer.origin);
     }
-    // Every layer is clean on its own, and merging clean objects keeps them clean.
-    let config = serde_json::from_value(merged).unwrap_or_else(|e| {
+    (parse_merged(merged.value), problems)
+}
+
+/// Every layer is clean on its own, and merging clean objects keeps them clean.
+fn parse_merged(merged: Value) -> Config {
+    serde_json::from_value(merged).unwrap_or_else(|e| {
         tracing::error!("merged settings failed to parse ({e}); using defaults");
         Config::default()
-    });
-    (config, problems)
+    })
 }
 
 /// Parses one layer, reporting unknown keys and removing bad values until what remains
@@ -269,8 +256,7 @@ pub fn resolve(layers: &[Layer]) -> (Config, Vec<Problem>) {
 fn clean_layer(layer: &Layer, problems: &mut Vec<Problem>) -> Value {
     let mut value = layer.value.clone();
     if !value.is_object() {
-        problems
-            .push(Problem { origin: layer.origin.clone(), message: "settings must be a table/object; ignored".into() });
+        problems.push(Problem::new(&layer.origin, "settings must be a table/object; ignored".into()));
         return Value::Object(Default::default());
     }
     for _ in 0..256 {
@@ -281,10 +267,7 @@ fn clean_layer(layer: &Layer, problems: &mut Vec<Problem>) -> Value {
         match result {
             Ok(_) => {
                 for key in unknown {
-                    problems.push(Problem {
-                        origin: layer.origin.clone(),
-                        message: format!("unknown setting `{key}` (ignored)"),
-                    });
+                    problems.push(Problem::new(&layer.origin, format!("unknown setting `{key}` (ignored)")));
                     remove_path(&mut value, &key.split('.').map(str::to_string).collect::<Vec<_>>());
                 }
                 return value;
@@ -292,10 +275,7 @@ fn clean_layer(layer: &Layer, problems: &mut Vec<Problem>) -> Value {
             Err(err) => {
                 let path = track.path();
                 let segments: Vec<String> = path.iter().map(|s| s.to_string()).collect();
-                problems.push(Problem {
-                    origin: layer.origin.clone(),
-                    message: format!("bad value for `{path}`: {err}; using the default"),
-                });
+                problems.push(Problem::new(&layer.origin, format!("bad value for `{path}`: {err}; using the default")));
                 // A bad map key shows up as a `?` segment: remove the nearest enclosing setting
                 // that exists, so one bad key never costs the rest of the layer.
                 let removed = (1..=segments.len()).rev().any(|n| remove_path(&mut value, &segments[..n]));
@@ -337,35 +317,13 @@ fn remove_path(value: &mut Value, segments: &[String]) -> bool {
     }
 }
 
-fn merge(base: &mut Value, overlay: Value) {
-    match (base, overlay) {
-        (Value::Object(b), Value::Object(o)) => {
-            for (k, v) in o {
-                match b.get_mut(&k) {
-                    Some(existing) if existing.is_object() && v.is_object() => merge(existing, v),
-                    _ => {
-                        b.insert(k, v);
-                    }
-                }
-            }
-        }
-        (b, o) => *b = o,
-    }
-}
-
-/// The workspace's `review-lsp.toml`, if there is one.
-pub fn workspace_layer(root: &Path) -> Option<Result<Layer, Problem>> {
-    let path = root.join(CONFIG_FILE_NAME);
-    path.is_file().then(|| Layer::from_toml_file(&path))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
 
     fn layer(v: Value) -> Layer {
-        Layer { origin: "test".into(), value: v }
+        Layer { origin: Origin::Cli, value: v }
     }
 
     #[test]
@@ -433,6 +391,6 @@ mod tests {
 
     #[test]
     fn invalid_toml_is_a_problem_not_a_crash() {
-        assert!(Layer::from_toml_str("[review\nx=", "f".into()).is_err());
+        assert!(Layer::from_toml_str("[review\nx=", Origin::Cli).is_err());
     }
 }
