@@ -102,14 +102,21 @@ fn a_file_belongs_to_its_innermost_folder() {
 }
 
 #[test]
-fn a_file_outside_every_folder_gets_no_workspace_settings() {
+fn a_file_outside_every_folder_gets_the_user_settings_only() {
     let ws = tempfile::tempdir().unwrap();
+    // The harness points XDG_CONFIG_HOME here: the user's own file.
+    let user = ws.path().join(".test-config/review-lsp");
+    std::fs::create_dir_all(&user).unwrap();
+    std::fs::write(user.join("config.toml"), disabling(NONE_CMP)).unwrap();
     let a = folder(ws.path(), "a", Some(&disabling(EVAL)));
     // A settings file beside the outside file is not a folder's: it does not apply either.
-    let elsewhere = folder(ws.path(), "elsewhere", Some(&disabling(NONE_CMP)));
+    let elsewhere = folder(ws.path(), "elsewhere", Some(&disabling(EVAL)));
     let mut c = start(ws.path(), &[&a]);
     let got = open_codes(&mut c, &elsewhere);
-    assert!(got.contains(&EVAL.into()) && got.contains(&NONE_CMP.into()), "defaults only: {got:?}");
+    assert!(got.contains(&EVAL.into()) && !got.contains(&NONE_CMP.into()), "user settings only: {got:?}");
+    let in_a = open_codes(&mut c, &a);
+    // A list set by a's file replaces the user's (layers merge key by key, lists whole).
+    assert!(!in_a.contains(&EVAL.into()) && in_a.contains(&NONE_CMP.into()), "a's file over the user's: {in_a:?}");
     assert!(c.shutdown().success());
 }
 
