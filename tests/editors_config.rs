@@ -109,3 +109,39 @@ fn vscode_extension_commands_and_settings_match_the_server() {
         assert!(rest.split('.').count() <= 2, "setting {key} nests deeper than section.key");
     }
 }
+
+/// VS Code's restricted mode must keep every setting a repository may not choose out of an
+/// untrusted workspace's .vscode settings: the server's sensitive keys, the limits and budgets
+/// a workspace may only tighten (VS Code cannot say "only lower"), and the binary's path.
+#[test]
+fn vscode_restricted_mode_covers_every_sensitive_setting() {
+    let package: Value = serde_json::from_str(&repo_file("editors/vscode/package.json")).expect("package.json is JSON");
+    let untrusted = &package["capabilities"]["untrustedWorkspaces"];
+    assert_eq!(untrusted["supported"], "limited", "{untrusted}");
+    let restricted: Vec<&str> = untrusted["restrictedConfigurations"]
+        .as_array()
+        .expect("restrictedConfigurations")
+        .iter()
+        .filter_map(|k| k.as_str())
+        .collect();
+    let properties = package["contributes"]["configuration"]["properties"].as_object().unwrap();
+    for key in properties.keys() {
+        let rest = key.strip_prefix("review-lsp.").unwrap();
+        let must = rest == "path"
+            || review_lsp::config::sensitive::is_sensitive(rest)
+            || rest.starts_with("limits.")
+            || rest.starts_with("budget.")
+            || rest == "llm.max_output_tokens"
+            // A whole section object whose members are sensitive (`agents`).
+            || review_lsp::config::sensitive::is_sensitive(&format!("{rest}.security.base_url"));
+        assert_eq!(restricted.contains(&key.as_str()), must, "{key}: restricted in untrusted workspaces = {must}");
+    }
+
+    let commands: Vec<&str> =
+        package["contributes"]["commands"].as_array().unwrap().iter().filter_map(|c| c["command"].as_str()).collect();
+    assert!(commands.contains(&"reviewLsp.trustWorkspace"), "{commands:?}");
+    let source = repo_file("editors/vscode/src/extension.ts");
+    assert!(review_lsp::server::COMMANDS.contains(&"review-lsp.trustWorkspace"));
+    assert!(source.contains("\"review-lsp.trustWorkspace\""), "the extension calls the server's trust command");
+    assert!(source.contains("onDidGrantWorkspaceTrust") && source.contains("isTrusted"));
+}

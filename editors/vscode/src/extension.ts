@@ -15,7 +15,7 @@ import {
 } from "vscode-languageclient/node";
 
 import { findServer, isFound } from "./binary";
-import { SECTION, ServerSettings, buildSettings, serverKeys } from "./settings";
+import { SECTION, ServerSettings, buildSettings, restrictedKeys, serverKeys } from "./settings";
 import { renderStats } from "./stats";
 import { STATUS_NOTIFICATION, StatusBar, isStatusParams } from "./status";
 
@@ -29,6 +29,7 @@ const SERVER = {
   reviewFile: "review-lsp.reviewFile",
   clearCache: "review-lsp.clearCache",
   showStats: "review-lsp.showStats",
+  trustWorkspace: "review-lsp.trustWorkspace",
 } as const;
 
 /** This extension's own command ids (the language client registers the server's names itself). */
@@ -40,6 +41,7 @@ const COMMAND = {
   showStats: "reviewLsp.showStats",
   restartServer: "reviewLsp.restartServer",
   showOutput: "reviewLsp.showOutput",
+  trustWorkspace: "reviewLsp.trustWorkspace",
 } as const;
 
 const STATS_REFRESH_MS = 3000;
@@ -49,11 +51,29 @@ let starting: Promise<void> | undefined;
 let statusBar: StatusBar;
 let output: vscode.OutputChannel;
 let keys: ReturnType<typeof serverKeys>;
+let restricted: Set<string>;
 let statsPanel: vscode.WebviewPanel | undefined;
 let scanCounter = 0;
 
+/**
+ * The settings for the server, and VS Code's workspace trust as `trust.workspace`: the server
+ * takes that flag only from the editor, never from a workspace file. In restricted mode the
+ * workspace's own values of the restricted settings are left out.
+ */
 function currentSettings(): ServerSettings {
-  return buildSettings(vscode.workspace.getConfiguration(SECTION), keys);
+  const trusted = vscode.workspace.isTrusted;
+  const settings = buildSettings(vscode.workspace.getConfiguration(SECTION), keys, trusted ? new Set() : restricted);
+  settings.trust = { workspace: trusted };
+  return settings;
+}
+
+/** Replaces the server's editor settings with the current ones; it re-reviews open files. */
+function sendSettings(): void {
+  if (client?.isRunning()) {
+    void client.sendNotification(DidChangeConfigurationNotification.type, {
+      settings: { [SECTION]: currentSettings() },
+    });
+  }
 }
 
 function workspaceFolder(): string | undefined {
@@ -317,8 +337,31 @@ async function showStats(): Promise<void> {
   await refreshStats(panel);
 }
 
+/** Trusts one folder's review-lsp.toml in the server's trust store (asks which, if several). */
+async function trustWorkspace(): Promise<void> {
+  const folders = vscode.workspace.workspaceFolders ?? [];
+  const folder =
+    folders.length === 1
+      ? folders[0]
+      : await vscode.window.showWorkspaceFolderPick({ placeHolder: "Trust which folder's review-lsp.toml?" });
+  if (folder === undefined) {
+    return;
+  }
+  const c = await runningClient();
+  if (c === undefined) {
+    return;
+  }
+  try {
+    await execute(c, SERVER.trustWorkspace, [c.code2ProtocolConverter.asUri(folder.uri)]);
+    void vscode.window.showInformationMessage(`review-lsp: trusted ${folder.name}'s review-lsp.toml as it is now.`);
+  } catch (e) {
+    void vscode.window.showErrorMessage(`review-lsp: trusting ${folder.name} failed: ${errorText(e)}`);
+  }
+}
+
 export async function activate(context: vscode.ExtensionContext): Promise<void> {
   keys = serverKeys(context.extension.packageJSON);
+  restricted = restrictedKeys(context.extension.packageJSON);
   output = vscode.window.createOutputChannel("review-lsp");
   statusBar = new StatusBar(COMMAND.showStats, COMMAND.restartServer);
   context.subscriptions.push(
@@ -331,6 +374,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     vscode.commands.registerCommand(COMMAND.showStats, showStats),
     vscode.commands.registerCommand(COMMAND.restartServer, restartClient),
     vscode.commands.registerCommand(COMMAND.showOutput, () => output.show()),
+    vscode.commands.registerCommand(COMMAND.trustWorkspace, trustWorkspace),
     vscode.workspace.onDidChangeConfiguration((e) => {
       if (!e.affectsConfiguration(SECTION)) {
         return;
@@ -339,13 +383,10 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
         void restartClient();
         return;
       }
-      // The server replaces the editor's layer with this one and re-reviews open files.
-      if (client?.isRunning()) {
-        void client.sendNotification(DidChangeConfigurationNotification.type, {
-          settings: { [SECTION]: currentSettings() },
-        });
-      }
+      sendSettings();
     }),
+    // Trusting the window lets the workspace's settings through: tell the server at once.
+    vscode.workspace.onDidGrantWorkspaceTrust(sendSettings),
   );
   await startClient();
 }

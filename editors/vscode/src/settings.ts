@@ -34,14 +34,34 @@ export function serverKeys(packageJSON: unknown): Map<string, PropertySchema> {
   return keys;
 }
 
-/** The most specific value the user set, or undefined when only the default applies. */
-function userValue<T>(inspected: ReturnType<vscode.WorkspaceConfiguration["inspect"]> & object): T | undefined {
+/**
+ * The settings VS Code's restricted mode must not take from the workspace
+ * (`capabilities.untrustedWorkspaces.restrictedConfigurations`), without the `review-lsp.`
+ * prefix.
+ */
+export function restrictedKeys(packageJSON: unknown): Set<string> {
+  const list = (
+    packageJSON as { capabilities?: { untrustedWorkspaces?: { restrictedConfigurations?: string[] } } }
+  )?.capabilities?.untrustedWorkspaces?.restrictedConfigurations;
+  return new Set((list ?? []).filter((k) => k.startsWith(`${SECTION}.`)).map((k) => k.slice(SECTION.length + 1)));
+}
+
+/**
+ * The most specific value the user set, or undefined when only the default applies. With
+ * `userOnly`, values from the workspace (its .vscode settings) are skipped: `inspect` returns
+ * them even in restricted mode, where `get` would not.
+ */
+function userValue<T>(
+  inspected: ReturnType<vscode.WorkspaceConfiguration["inspect"]> & object,
+  userOnly: boolean,
+): T | undefined {
   const i = inspected as {
     workspaceFolderValue?: T;
     workspaceValue?: T;
     globalValue?: T;
   };
-  for (const v of [i.workspaceFolderValue, i.workspaceValue, i.globalValue]) {
+  const layers = userOnly ? [i.globalValue] : [i.workspaceFolderValue, i.workspaceValue, i.globalValue];
+  for (const v of layers) {
     if (v !== undefined) {
       return v;
     }
@@ -66,9 +86,11 @@ function isNullableString(schema: PropertySchema): boolean {
   return Array.isArray(schema.type) && schema.type.includes("string") && schema.type.includes("null");
 }
 
+/** `untrusted`: the keys whose workspace values must be ignored (VS Code's restricted mode). */
 export function buildSettings(
   config: vscode.WorkspaceConfiguration,
   keys: Map<string, PropertySchema>,
+  untrusted: Set<string> = new Set(),
 ): ServerSettings {
   const out: ServerSettings = {};
   for (const [key, schema] of keys) {
@@ -76,7 +98,7 @@ export function buildSettings(
     if (inspected === undefined) {
       continue;
     }
-    const value = userValue<unknown>(inspected);
+    const value = userValue<unknown>(inspected, untrusted.has(key));
     if (value === undefined) {
       continue;
     }
