@@ -182,3 +182,16 @@ fn agents(engine: &crate::review::Engine) -> serde_json::Map<String, Value> {
     let routes = engine.routing().agents.iter();
     routes.map(|(a, e)| (a.as_str().to_string(), json!(format!("{}:{}", e.kind.as_str(), e.model)))).collect()
 }
+
+/// A command's optional `[folderUri]` argument: the open folder it names, or `None` without one.
+pub fn folder_arg(session: &Session, args: &[Value]) -> Result<Option<Arc<super::folders::Folder>>> {
+    match args.first() {
+        None => Ok(None),
+        Some(Value::String(uri)) => {
+            let uri: Uri = uri.parse().map_err(|_| Error::invalid_params(format!("not a URI: {uri}")))?;
+            let folder = session.folders.find(&uri);
+            folder.map(Some).ok_or_else(|| Error::invalid_params(format!("{} is not a workspace folder", uri.as_str())))
+        }
+        Some(_) => Err(Error::invalid_params("expected [folderUri] or no arguments")),
+    }
+}

@@ -8,6 +8,7 @@ use std::sync::{Arc, RwLock};
 
 use tower_lsp_server::ls_types::Uri;
 
+use super::session::{read, write};
 use crate::config::{Config, Resolved};
 use crate::review::Engine;
 use crate::review::llm_agents::Routing;
@@ -170,15 +171,15 @@ impl Folders {
         }
     }
 
-    /// The folder with this URI, if it is open.
+    /// The folder with this URI (or the same path spelt another way), if it is open.
     pub fn find(&self, uri: &Uri) -> Option<Arc<Folder>> {
-        read(&self.list).iter().find(|f| f.uri.as_ref() == Some(uri)).cloned()
+        read(&self.list).iter().find(|f| f.is(uri)).cloned()
     }
 
-    /// Adds a folder unless one with the same URI is open; returns whether it was added.
+    /// Adds a folder unless the same one is open; returns whether it was added.
     pub fn add(&self, folder: Arc<Folder>) -> bool {
         let mut list = write(&self.list);
-        if list.iter().any(|f| f.uri == folder.uri) {
+        if list.iter().any(|f| f.root == folder.root) {
             return false;
         }
         list.push(folder);
@@ -187,8 +188,15 @@ impl Folders {
 
     pub fn remove(&self, uri: &Uri) -> Option<Arc<Folder>> {
         let mut list = write(&self.list);
-        let index = list.iter().position(|f| f.uri.as_ref() == Some(uri))?;
+        let index = list.iter().position(|f| f.is(uri))?;
         Some(list.remove(index))
+    }
+}
+
+impl Folder {
+    /// Whether `uri` names this folder; `file:///w/a/` and `file:///w/a` are the same folder.
+    fn is(&self, uri: &Uri) -> bool {
+        self.uri.as_ref() == Some(uri) || (self.root.is_some() && uri.to_file_path().as_deref() == self.root.as_deref())
     }
 }
 
@@ -196,15 +204,6 @@ impl Folders {
 pub fn from_client(uri: Uri, name: String) -> Option<Folder> {
     let root = uri.to_file_path()?.into_owned();
     Some(Folder::new(Some(uri), Some(root), name))
-}
-
-// A panic while holding these locks must not wedge the server: take the data anyway.
-fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    l.read().unwrap_or_else(|p| p.into_inner())
-}
-
-fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    l.write().unwrap_or_else(|p| p.into_inner())
 }
 
 #[cfg(test)]
@@ -244,5 +243,9 @@ mod tests {
         assert_eq!(f.for_path(Path::new("/w/a/inner/x.py")).root.as_deref(), Some(Path::new("/w/a")));
         assert!(!f.add(Arc::new(from_client(Uri::from_file_path("/w/a").unwrap(), "a".into()).unwrap())));
         assert_eq!(f.all().len(), 1);
+        // The same folder with a trailing slash is found and removed.
+        let slashed: Uri = "file:///w/a/".parse().unwrap();
+        assert!(f.remove(&slashed).is_some());
+        assert!(f.all().is_empty());
     }
 }

@@ -210,20 +210,11 @@ pub async fn scan_workspace(
 
 /// The folders a scan covers: the one named by `[folderUri]`, else every folder.
 fn targets(session: &Session, args: &[Value]) -> Result<Vec<Arc<Folder>>> {
-    match args.first() {
-        Some(Value::String(uri)) => {
-            let uri: Uri = uri.parse().map_err(|_| Error::invalid_params(format!("not a URI: {uri}")))?;
-            let folder = session.folders.find(&uri);
-            Ok(vec![
-                folder.ok_or_else(|| Error::invalid_params(format!("{} is not a workspace folder", uri.as_str())))?,
-            ])
-        }
-        Some(_) => Err(Error::invalid_params("expected [folderUri] or no arguments")),
-        None => {
-            let all = session.folders.all();
-            if all.is_empty() { Err(Error::invalid_params("no workspace folder to scan")) } else { Ok(all) }
-        }
+    if let Some(folder) = super::commands::folder_arg(session, args)? {
+        return Ok(vec![folder]);
     }
+    let all = session.folders.all();
+    if all.is_empty() { Err(Error::invalid_params("no workspace folder to scan")) } else { Ok(all) }
 }
 
 /// Adds the scan's row to the folder's review history.

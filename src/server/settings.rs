@@ -68,6 +68,7 @@ pub fn workspace_file_saved(session: &Arc<Session>, path: Option<&Path>) {
 /// at once; a removed folder's engine and store are dropped on the blocking pool. Open
 /// documents are reviewed again under whichever folder now holds them.
 pub fn did_change_workspace_folders(session: &Arc<Session>, params: DidChangeWorkspaceFoldersParams) {
+    let primary_before = session.folders.primary();
     let mut removed = Vec::new();
     for gone in params.event.removed {
         match session.folders.remove(&gone.uri) {
@@ -88,10 +89,16 @@ pub fn did_change_workspace_folders(session: &Arc<Session>, params: DidChangeWor
     }
     tracing::info!(added = added.len(), removed = removed.len(), "workspace folders changed");
     tokio::task::spawn_blocking(move || drop(removed));
+    // A new first folder takes over the process-wide settings (LLM limits, log file).
+    let primary = session.folders.primary();
+    let mut to_load = added.clone();
+    if !Arc::ptr_eq(&primary, &primary_before) && !added.iter().any(|f| Arc::ptr_eq(f, &primary)) {
+        to_load.insert(0, primary);
+    }
     let session = session.clone();
     tokio::spawn(async move {
         let mut problems = Vec::new();
-        for folder in &added {
+        for folder in &to_load {
             problems.extend(load(&session, folder).await);
         }
         report_problems(&session, &problems).await;

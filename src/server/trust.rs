@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 use tower_lsp_server::jsonrpc::{Error, Result};
-use tower_lsp_server::ls_types::{MessageActionItem, MessageType, Uri};
+use tower_lsp_server::ls_types::{MessageActionItem, MessageType};
 
 use super::folders::Folder;
 use super::session::Session;
@@ -98,29 +98,17 @@ fn warning(folder: &Folder, withheld: &[String], editor_decides: bool) -> String
 /// reloads that folder. Without an argument, the only folder; with several, an error naming
 /// them.
 pub async fn trust_workspace_command(session: &Arc<Session>, args: &[Value]) -> Result<Value> {
-    let folder = match args.first() {
-        Some(Value::String(uri)) => {
-            let uri: Uri = uri.parse().map_err(|_| Error::invalid_params(format!("not a URI: {uri}")))?;
-            session
-                .folders
-                .find(&uri)
-                .ok_or_else(|| Error::invalid_params(format!("{} is not a workspace folder", uri.as_str())))?
-        }
-        Some(_) => return Err(Error::invalid_params("expected [folderUri] or no arguments")),
-        None => {
-            let all = session.folders.all();
-            match all.as_slice() {
-                [only] => only.clone(),
-                [] => return Err(Error::invalid_params("no workspace folder to trust")),
-                many => {
-                    let names = many.iter().filter_map(|f| f.uri.as_ref()).map(|u| u.as_str()).collect::<Vec<_>>();
-                    return Err(Error::invalid_params(format!(
-                        "several workspace folders are open; give one of: {}",
-                        names.join(", ")
-                    )));
-                }
+    let folder = match super::commands::folder_arg(session, args)? {
+        Some(folder) => folder,
+        None => match session.folders.all().as_slice() {
+            [only] => only.clone(),
+            [] => return Err(Error::invalid_params("no workspace folder to trust")),
+            many => {
+                let names = many.iter().filter_map(|f| f.uri.as_ref()).map(|u| u.as_str()).collect::<Vec<_>>();
+                let names = crate::escape::line(&names.join(", ")).into_owned();
+                return Err(Error::invalid_params(format!("several workspace folders are open; give one of: {names}")));
             }
-        }
+        },
     };
     let file = trust_folder(session, &folder, None).await.map_err(Error::invalid_params)?;
     Ok(json!({"folder": folder.uri.as_ref().map(|u| u.as_str()), "trusted": true, "file": file}))
@@ -136,9 +124,10 @@ async fn trust_folder(
 ) -> std::result::Result<PathBuf, String> {
     let root = folder.root.clone().ok_or("files outside the workspace folders have no workspace file")?;
     let expected = expected.map(str::to_string);
-    let recorded = tokio::task::spawn_blocking(move || record(&root, expected.as_deref()))
-        .await
-        .map_err(|e| format!("trusting failed: {e}"))?;
+    let recorded =
+        tokio::task::spawn_blocking(move || record(&TrustStore::default_store(), &root, expected.as_deref()))
+            .await
+            .map_err(|e| format!("trusting failed: {e}"))?;
     let trusted = recorded?;
     tracing::info!(folder = %folder.display(), "workspace trusted");
     super::settings::reload_folder(session.clone(), folder.clone());
@@ -146,8 +135,7 @@ async fn trust_folder(
 }
 
 /// Blocking: adds the folder's workspace file, as it is now, to the user's trust store.
-fn record(root: &Path, expected: Option<&str>) -> std::result::Result<PathBuf, String> {
-    let store = TrustStore::default_store();
+fn record(store: &TrustStore, root: &Path, expected: Option<&str>) -> std::result::Result<PathBuf, String> {
     let trusted = store.trust(root)?;
     let now = match crate::config::read_config_file(&root.join(crate::config::CONFIG_FILE_NAME)) {
         Ok(ReadFile::Text(text)) => Some(blake3::hash(text.as_bytes()).to_hex().to_string()),
@@ -162,4 +150,40 @@ fn record(root: &Path, expected: Option<&str>) -> std::result::Result<PathBuf, S
         ));
     }
     Ok(trusted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hash(text: &str) -> String {
+        blake3::hash(text.as_bytes()).to_hex().to_string()
+    }
+
+    #[test]
+    fn a_file_changed_since_the_question_is_not_trusted() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = TrustStore::at(dir.path().join("state"));
+        let root = dir.path().join("ws");
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::write(root.join("review-lsp.toml"), "[llm]\nbase_url = \"http://127.0.0.1:9/v1\"\n").unwrap();
+        let asked = hash("[llm]\nbase_url = \"http://127.0.0.1:1/v1\"\n");
+        let err = record(&store, &root, Some(&asked)).unwrap_err();
+        assert!(err.contains("changed while you were asked"), "{err}");
+        assert!(!store.is_trusted(&root));
+
+        let now = hash(&std::fs::read_to_string(root.join("review-lsp.toml")).unwrap());
+        record(&store, &root, Some(&now)).unwrap();
+        assert!(store.is_trusted(&root));
+    }
+
+    #[test]
+    fn the_editor_trust_flag_is_taken_out_of_the_settings() {
+        let mut settings = serde_json::json!({"review": {"debounce_ms": 5}, "trust": {"workspace": true}});
+        assert_eq!(take_editor_trust(&mut settings), Some(true));
+        assert_eq!(settings, serde_json::json!({"review": {"debounce_ms": 5}}));
+        let mut bad = serde_json::json!({"trust": "yes"});
+        assert_eq!(take_editor_trust(&mut bad), None);
+        assert_eq!(take_editor_trust(&mut serde_json::json!({})), None);
+    }
 }
