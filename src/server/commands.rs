@@ -139,6 +139,7 @@ pub fn show_stats(session: &Session, stored: Option<crate::store::CacheStats>) -
             "limits": crate::review::llm_agents::gate().snapshot(),
         },
         "agent_selections": totals.agent_selections,
+        "settings": session.settings().report(),
         "status": super::status::current(session),
         "metrics_addr": session.metrics_bound.lock().unwrap_or_else(|p| p.into_inner()).map(|a| a.to_string()),
         "open_documents": session.open_uris().len(),

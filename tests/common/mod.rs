@@ -33,6 +33,25 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_review-lsp")
 }
 
+/// Keeps a spawned binary away from the developer's own settings and trust store: the user
+/// file and the trust store live under `home` (`<home>/config`, `<home>/state`), and the
+/// variables that would bypass them are removed.
+pub fn isolate<'a>(cmd: &'a mut Command, home: &Path) -> &'a mut Command {
+    cmd.env("XDG_CONFIG_HOME", home.join("config"))
+        .env("XDG_STATE_HOME", home.join("state"))
+        .env_remove("REVIEW_LSP_CONFIG")
+        .env_remove("REVIEW_LSP_TRUST_WORKSPACE")
+}
+
+/// The binary, isolated (see [`isolate`]) under a home shared by this test build, which no
+/// test writes to; a test that needs its own user file or trust store calls [`isolate`] again
+/// with its own folder.
+pub fn command() -> Command {
+    let mut cmd = Command::new(bin());
+    isolate(&mut cmd, &Path::new(env!("CARGO_TARGET_TMPDIR")).join("isolated-home"));
+    cmd
+}
+
 pub fn file_uri(path: &Path) -> String {
     format!("file://{}", path.display())
 }
@@ -54,6 +73,10 @@ pub struct Options {
     pub init_options: Value,
     /// `REVIEW_LSP_LOG` for the server.
     pub log_level: &'static str,
+    /// Where the user file and trust store are ([`isolate`]); default `<root>/.test-cache/home`.
+    pub home: Option<PathBuf>,
+    /// More environment for the server.
+    pub env: Vec<(String, String)>,
 }
 
 impl Default for Options {
@@ -63,6 +86,8 @@ impl Default for Options {
             progress: true,
             init_options: json!({"review": {"debounce_ms": 50}}),
             log_level: "debug",
+            home: None,
+            env: Vec::new(),
         }
     }
 }
@@ -106,9 +131,11 @@ impl LspClient {
     pub fn start_program(program: &Path, args: &[&str], root: &Path, opts: Options) -> LspClient {
         let cache = root.join(".test-cache");
         let log = root.join(".test-cache/server.log");
-        let mut child = Command::new(program)
+        let home = opts.home.clone().unwrap_or_else(|| cache.join("home"));
+        let mut child = isolate(&mut Command::new(program), &home)
             .args(args)
             .current_dir(root)
+            .envs(opts.env.iter().map(|(k, v)| (k, v)))
             .env("XDG_CACHE_HOME", &cache)
             .env("REVIEW_LSP_LOG", opts.log_level)
             .stdin(Stdio::piped())
