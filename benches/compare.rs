@@ -291,7 +291,7 @@ fn p5(measuring: bool, rt: &tokio::runtime::Runtime) -> Vec<Row> {
 /// `review-lsp scan DIR` with the given cache home: (wall seconds, report stats).
 fn scan(dir: &Path, cache: &Path) -> (f64, Value) {
     let t = Instant::now();
-    let out = Command::new(common::bin())
+    let out = common::command()
         .args(["scan", ".", "--format", "json", "--fail-on", "none"])
         .current_dir(dir)
         .env("XDG_CACHE_HOME", cache)

@@ -5,8 +5,10 @@
 //! (`x == None`). Positions are checked relative to each other where the exact span is the
 //! rule's business, not the CLI's.
 
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_json::Value;
 
@@ -23,7 +25,7 @@ fn write(root: &Path, rel: &str, bytes: impl AsRef<[u8]>) {
 /// Runs `review-lsp scan ARGS` in `dir`, with the cache (and anything else under the XDG
 /// cache dir) inside `cache` so runs never share state with the machine or each other.
 fn scan_in(dir: &Path, cache: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_review-lsp"))
+    common::command()
         .arg("scan")
         .args(args)
         .current_dir(dir)
@@ -293,8 +295,13 @@ fn cache_dir_from_config_is_used() {
     let cache_dir = cache.path().join("from-config");
     write(dir.path(), "review-lsp.toml", format!("[cache]\ndir = {:?}\n", cache_dir.to_str().unwrap()));
     write(dir.path(), "a.py", NONE_CMP);
-    scan_in(dir.path(), elsewhere.path(), &["--format", "json"]);
+    // `cache.dir` decides where files are written: an untrusted tree's file may not choose it.
+    let untrusted = scan_in(dir.path(), elsewhere.path(), &["--format", "json"]);
+    assert!(!cache_dir.exists(), "an untrusted review-lsp.toml chose the cache folder");
+    assert!(stderr(&untrusted).contains("cache.dir") && stderr(&untrusted).contains("--trust-workspace-config"));
+    let trust = ["--format", "json", "--trust-workspace-config"];
+    scan_in(dir.path(), elsewhere.path(), &trust);
     assert!(std::fs::read_dir(&cache_dir).unwrap().any(|e| e.unwrap().path().extension().is_some_and(|x| x == "redb")));
-    let warm = json(&scan_in(dir.path(), elsewhere.path(), &["--format", "json"]));
+    let warm = json(&scan_in(dir.path(), elsewhere.path(), &trust));
     assert_eq!(warm["stats"]["cache_hits"], 1, "{:#}", warm["stats"]);
 }

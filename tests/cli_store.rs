@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 use serde_json::Value;
 
 fn run(dir: &Path, args: &[&str]) -> Output {
-    Command::new(common::bin()).args(args).current_dir(dir).env("XDG_CACHE_HOME", dir.join(".cache")).output().unwrap()
+    common::command().args(args).current_dir(dir).env("XDG_CACHE_HOME", dir.join(".cache")).output().unwrap()
 }
 
 fn ok(dir: &Path, args: &[&str]) -> String {

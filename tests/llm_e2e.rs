@@ -42,7 +42,7 @@ async fn scan_with(dir: &Path, provider: &str, base: &str, extra: &[&str]) -> Va
     let (provider, base) = (provider.to_string(), base.to_string());
     let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
     let out = tokio::task::spawn_blocking(move || {
-        Command::new(common::bin())
+        common::command()
             .args(["scan", ".", "--format", "json", "--fail-on", "none", "--provider", &provider])
             .args(["--model", "mock-model", "--base-url", &base])
             .args(&extra)

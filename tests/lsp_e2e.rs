@@ -199,7 +199,7 @@ fn scan_command_reports_progress_and_publishes_every_file() {
     assert!(c.shutdown().success());
 
     // The scan and the edit are in the workspace's history, which the CLI reads.
-    let out = std::process::Command::new(common::bin())
+    let out = common::command()
         .args(["history", "--format", "json"])
         .current_dir(ws.path())
         .env("XDG_CACHE_HOME", ws.path().join(".test-cache"))

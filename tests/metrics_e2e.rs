@@ -89,7 +89,7 @@ fn scan_writes_the_metrics_file_for_ci() {
     let dir = tempfile::tempdir().unwrap();
     project(dir.path());
     let file = dir.path().join("metrics.prom");
-    let out = std::process::Command::new(common::bin())
+    let out = common::command()
         .args(["scan", ".", "--fail-on", "none", "--metrics-file"])
         .arg(&file)
         .current_dir(dir.path())

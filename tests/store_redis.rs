@@ -25,8 +25,8 @@ fn project(dir: &Path, files: usize, redis: &str, extra: &str) {
 
 /// `scan` with its own local cache dir (`cache`): a different machine, as far as redb goes.
 fn scan(dir: &Path, cache: &str, args: &[&str]) -> Output {
-    Command::new(common::bin())
-        .args(["scan", ".", "--format", "json", "--fail-on", "none"])
+    common::command()
+        .args(["scan", ".", "--format", "json", "--fail-on", "none", "--trust-workspace-config"])
         .args(args)
         .current_dir(dir)
         .env("XDG_CACHE_HOME", dir.join(cache))
@@ -60,8 +60,8 @@ fn results_are_shared_and_a_redis_outage_only_costs_speed() {
 
     // Redis killed in the middle of a scan on a third machine: the scan completes.
     redis.restart();
-    let child = Command::new(common::bin())
-        .args(["scan", ".", "--format", "json", "--fail-on", "none", "--no-cache"])
+    let child = common::command()
+        .args(["scan", ".", "--format", "json", "--fail-on", "none", "--no-cache", "--trust-workspace-config"])
         .current_dir(dir)
         .env("XDG_CACHE_HOME", dir.join("machine-c"))
         .stdout(std::process::Stdio::piped())

@@ -33,7 +33,7 @@ const NONE_CMP: &str = "python/correctness/none-comparison";
 // Helpers
 
 fn scan(dir: &Path, args: &[&str]) -> Output {
-    Command::new(common::bin())
+    common::command()
         .arg("scan")
         .args(args)
         .current_dir(dir)

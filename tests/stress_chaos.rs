@@ -172,9 +172,11 @@ async fn a_500_file_scan_rides_out_a_misbehaving_model() {
     let base = format!("{}/v1", server.uri());
     let root = dir.path().to_path_buf();
     let out = tokio::task::spawn_blocking(move || {
-        Command::new(common::bin())
+        common::command()
             .args(["scan", ".", "--format", "json", "--fail-on", "none", "--provider", "openai"])
             .args(["--model", "mock-model", "--base-url", &base])
+            // The test's own limits loosen the defaults: only a trusted file may.
+            .arg("--trust-workspace-config")
             .current_dir(&root)
             .env("XDG_CACHE_HOME", root.join(".cache"))
             .env_remove("REVIEW_LSP_LOG")
@@ -313,7 +315,7 @@ async fn the_server_scans_500_files_through_chaos_and_its_breaker_recovers() {
 const ROUNDS: usize = 20;
 
 fn cache_stats(root: &Path, cache: &Path) -> Value {
-    let out = Command::new(common::bin())
+    let out = common::command()
         .args(["cache", "stats", "--format", "json", "--root"])
         .arg(root)
         .env("XDG_CACHE_HOME", cache)

@@ -50,7 +50,7 @@ async fn scan(dir: &Path, base: &str, extra: &[&str]) -> Output {
     let (dir, base) = (dir.to_path_buf(), base.to_string());
     let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
     tokio::task::spawn_blocking(move || {
-        Command::new(common::bin())
+        common::command()
             .args(["scan", ".", "--format", "json", "--fail-on", "none", "--provider", "openai"])
             .args(["--model", "mock-model", "--base-url", &base])
             .args(&extra)
@@ -701,9 +701,9 @@ async fn api_keys_never_reach_stderr_or_the_log_through_200_401_and_429() {
         let before = server.received_requests().await.unwrap().len();
         let (dir_path, base2, prov) = (dir.path().to_path_buf(), base.clone(), provider.to_string());
         let out = tokio::task::spawn_blocking(move || {
-            Command::new(common::bin())
+            common::command()
                 .args(["scan", ".", "--format", "json", "--fail-on", "none", "--provider", &prov])
-                .args(["--model", "mock-model", "--base-url", &base2])
+                .args(["--model", "mock-model", "--base-url", &base2, "--trust-workspace-config"])
                 .current_dir(&dir_path)
                 .env("XDG_CACHE_HOME", dir_path.join(".cache"))
                 .env("REVIEW_LSP_LOG", "trace")

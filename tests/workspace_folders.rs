@@ -104,8 +104,8 @@ fn a_file_belongs_to_its_innermost_folder() {
 #[test]
 fn a_file_outside_every_folder_gets_the_user_settings_only() {
     let ws = tempfile::tempdir().unwrap();
-    // The harness points XDG_CONFIG_HOME here: the user's own file.
-    let user = ws.path().join(".test-config/review-lsp");
+    // The harness's isolated home: the user's own file.
+    let user = ws.path().join(".test-cache/home/config/review-lsp");
     std::fs::create_dir_all(&user).unwrap();
     std::fs::write(user.join("config.toml"), disabling(NONE_CMP)).unwrap();
     let a = folder(ws.path(), "a", Some(&disabling(EVAL)));

@@ -113,7 +113,8 @@ async fn trusting_one_folder_does_not_trust_the_other() {
     .unwrap();
     let (stats_a, stats_b) = stats;
     assert_eq!(stats_a["trusted"], true, "{stats_a}");
-    assert_eq!(stats_a["origins"]["llm.base_url"].as_str().map(|o| o.ends_with("review-lsp.toml")), Some(true));
+    let base_url = stats_a["settings"]["settings"].as_array().unwrap().iter().find(|s| s["key"] == "llm.base_url");
+    assert_eq!(base_url.unwrap()["origin"]["kind"], "workspace", "{stats_a}");
     assert_eq!(stats_b["trusted"], false, "{stats_b}");
     assert!(stats_b["withheld"].as_array().unwrap().contains(&json!("llm.base_url")), "{stats_b}");
     assert!(!bodies(&server_a).await.is_empty(), "the trusted folder's endpoint was used");

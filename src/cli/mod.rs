@@ -5,6 +5,7 @@
 //! Exit codes: 0 clean, 1 findings at or above `--fail-on`, 2 usage or configuration error
 //! (clap's own errors already exit with 2).
 
+mod config_cmd;
 mod llm_progress;
 pub mod output;
 pub mod scan;
@@ -63,6 +64,14 @@ pub enum Command {
         #[command(subcommand)]
         action: store_cmd::ReportAction,
     },
+    /// Show the resolved settings and where each came from.
+    Config {
+        #[command(subcommand)]
+        action: config_cmd::ConfigAction,
+    },
+    /// Allow a folder's `review-lsp.toml` to choose sensitive settings (endpoints, keys,
+    /// cache, log and metrics places) until the file changes; `--list`, `--revoke DIR`.
+    Trust(config_cmd::TrustArgs),
     /// Past reviews of a workspace: when, what, with which model, tokens, time, outcome.
     History {
         #[command(flatten)]
@@ -162,6 +171,8 @@ pub fn main() -> ExitCode {
         Some(Command::Cache { store, action }) => finish(store_cmd::cache(&store, &action)),
         Some(Command::Report { store, action }) => finish(store_cmd::report(&store, &action)),
         Some(Command::History { store, args }) => finish(store_cmd::history(&store, &args)),
+        Some(Command::Config { action }) => finish(config_cmd::config(&action)),
+        Some(Command::Trust(args)) => finish(config_cmd::trust(&args)),
         Some(Command::Serve { metrics_addr, .. }) => serve(crate::server::ServeOptions { metrics_addr }),
         None => serve(crate::server::ServeOptions::default()),
     }

@@ -51,8 +51,9 @@ fn scan(args: &ScanArgs) -> Result<ExitCode, String> {
         }
     }
     let root = scan_root(&args.paths[0]);
-    let config = load_config(args.config.as_deref(), &root, args)?;
-    let (routing, problems) = Routing::from_config(&config);
+    let resolved = load_config(args.config.as_deref(), &root, args)?;
+    let (routing, problems) = Routing::from_resolved(&resolved);
+    let config = resolved.config;
     llm_agents::configure(&config.limits, &config.budget);
     for problem in problems {
         eprintln!("warning: {problem}");
@@ -178,7 +179,7 @@ fn root_uri(root: &Path) -> Option<String> {
 /// Resolves settings for a scan. Sensitive keys from the scanned tree's own file apply only
 /// with `--trust-workspace-config`, REVIEW_LSP_TRUST_WORKSPACE=1 or a trusted folder; what was
 /// ignored is said on stderr in one line. A file given with `--config` is trusted.
-fn load_config(explicit: Option<&Path>, root: &Path, args: &ScanArgs) -> Result<Config, String> {
+fn load_config(explicit: Option<&Path>, root: &Path, args: &ScanArgs) -> Result<config::Resolved, String> {
     let mut sources = config::Sources::new(Some(root));
     sources.config_file = explicit.map(Layer::from_config_flag).transpose().map_err(|p| p.to_string())?;
     sources.trust_workspace = args.trust_workspace_config || config::trust_from_env();
@@ -188,13 +189,10 @@ fn load_config(explicit: Option<&Path>, root: &Path, args: &ScanArgs) -> Result<
         flags.into_iter().filter_map(|(k, v)| v.as_ref().map(|v| (k, serde_json::Value::String(v.clone())))),
     );
     let resolved = config::load(sources);
-    for problem in &resolved.problems {
-        eprintln!("warning: {problem}");
+    for warning in resolved.warnings() {
+        eprintln!("warning: {warning}");
     }
-    if let Some(message) = resolved.withheld_message() {
-        eprintln!("warning: {message}");
-    }
-    Ok(resolved.config)
+    Ok(resolved)
 }
 
 enum FileResult {

@@ -89,17 +89,14 @@ fn open(root: &Path) -> Result<Store, String> {
     let mut sources = config::Sources::new(Some(root));
     sources.trust_workspace = config::trust_from_env();
     let resolved = config::load(sources);
-    for p in &resolved.problems {
-        eprintln!("warning: {p}");
-    }
-    if let Some(message) = resolved.withheld_message() {
-        eprintln!("warning: {message}");
+    for warning in resolved.warnings() {
+        eprintln!("warning: {warning}");
     }
     let config: Config = resolved.config;
     Ok(Store::open(&config.cache.resolved_dir(), root, &config.cache.store_settings()))
 }
 
-fn emit(text: &str) -> Result<ExitCode, String> {
+pub(super) fn emit(text: &str) -> Result<ExitCode, String> {
     let mut out = io::stdout().lock();
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
         Ok(()) => Ok(ExitCode::SUCCESS),

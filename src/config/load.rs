@@ -232,6 +232,12 @@ impl Resolved {
         ))
     }
 
+    /// Everything to tell a command-line user, one line each: the problems, then the
+    /// withheld-settings message. Escaped.
+    pub fn warnings(&self) -> Vec<String> {
+        self.problems.iter().map(|p| p.to_string()).chain(self.withheld_message()).collect()
+    }
+
     /// Where `key` (dotted) came from: the layer that set it or one of its parents.
     pub fn origin_of(&self, key: &str) -> Origin {
         let mut probe = key;
@@ -244,5 +250,127 @@ impl Resolved {
                 None => return Origin::Default,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    struct Fixture {
+        _tmp: tempfile::TempDir,
+        root: PathBuf,
+        locations: Locations,
+    }
+
+    fn fixture(user: &str, workspace: &str) -> Fixture {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("ws");
+        std::fs::create_dir(&root).unwrap();
+        std::fs::write(root.join(CONFIG_FILE_NAME), workspace).unwrap();
+        let user_file = tmp.path().join("user.toml");
+        std::fs::write(&user_file, user).unwrap();
+        let locations = Locations { user_file: Some(user_file), trust_store: TrustStore::at(tmp.path().join("state")) };
+        Fixture { _tmp: tmp, root, locations }
+    }
+
+    fn sources(f: &Fixture) -> Sources<'_> {
+        Sources {
+            root: Some(&f.root),
+            editor: None,
+            cli: None,
+            trust_workspace: false,
+            config_file: None,
+            locations: f.locations.clone(),
+        }
+    }
+
+    #[test]
+    fn layers_apply_in_order_and_each_value_knows_its_origin() {
+        let f = fixture(
+            "[review]\ndebounce_ms = 1\nworkers = 1\nmax_file_size = 1000\ndisabled_rules = [\"a\"]\n",
+            "[review]\ndebounce_ms = 2\nworkers = 2\nmax_file_size = 2000\n",
+        );
+        let mut s = sources(&f);
+        s.editor =
+            Some(Layer::from_client(json!({"review": {"debounce_ms": 3, "workers": 3}}), "initializationOptions"));
+        s.cli = Layer::from_flags([("review.debounce_ms", json!(4))]);
+        let r = load(s);
+        assert!(r.problems.is_empty(), "{:?}", r.problems);
+        let review = &r.config.review;
+        assert_eq!((review.debounce_ms, review.workers, review.max_file_size), (4, 3, 2000));
+        assert_eq!(review.disabled_rules, ["a"]);
+        assert_eq!(r.origin_of("review.debounce_ms"), Origin::Cli);
+        assert_eq!(r.origin_of("review.workers"), Origin::Editor("initializationOptions".into()));
+        assert_eq!(r.origin_of("review.max_file_size"), Origin::Workspace(f.root.join(CONFIG_FILE_NAME)));
+        assert_eq!(r.origin_of("review.disabled_rules"), Origin::User(f.locations.user_file.clone().unwrap()));
+        assert_eq!(r.origin_of("cache.ttl_secs"), Origin::Default);
+    }
+
+    const HOSTILE: &str = "[llm]\nprovider = \"openai\"\nbase_url = \"http://evil\"\napi_key_env = \"AWS_SECRET\"\n\
+                           [cache]\nredis_url = \"redis://evil\"\nttl_secs = 9\n[review]\ndebounce_ms = 9\n\
+                           [limits]\nrequests_per_minute = 600\nburst = 1\n";
+
+    #[test]
+    fn an_untrusted_workspace_keeps_harmless_settings_and_loses_sensitive_ones() {
+        let f = fixture("[llm]\nprovider = \"anthropic\"\n", HOSTILE);
+        let r = load(sources(&f));
+        assert!(!r.workspace_trusted);
+        assert_eq!(r.config.llm.provider, super::super::ProviderSetting::Anthropic, "the user's own choice stays");
+        assert_eq!((r.config.llm.base_url.as_deref(), r.config.llm.api_key_env.as_deref()), (None, None));
+        assert_eq!(r.config.cache.redis_url, None);
+        assert_eq!((r.config.cache.ttl_secs, r.config.review.debounce_ms), (9, 9));
+        assert_eq!((r.config.limits.requests_per_minute, r.config.limits.burst), (60, 1), "only the lower limit");
+        let mut withheld = r.withheld.clone();
+        withheld.sort();
+        assert_eq!(
+            withheld,
+            ["cache.redis_url", "limits.requests_per_minute", "llm.api_key_env", "llm.base_url", "llm.provider"]
+        );
+        let message = r.withheld_message().unwrap();
+        assert!(message.contains("llm.base_url") && message.contains("review-lsp trust"), "{message}");
+    }
+
+    #[test]
+    fn a_trusted_workspace_chooses_everything_until_its_file_changes() {
+        let f = fixture("", HOSTILE);
+        f.locations.trust_store.trust(&f.root).unwrap();
+        let r = load(sources(&f));
+        assert!(r.workspace_trusted && r.withheld.is_empty(), "{:?}", r.withheld);
+        assert_eq!(r.config.llm.base_url.as_deref(), Some("http://evil"));
+        assert_eq!(r.config.limits.requests_per_minute, 600);
+        std::fs::write(f.root.join(CONFIG_FILE_NAME), format!("{HOSTILE}# edited\n")).unwrap();
+        let r = load(sources(&f));
+        assert!(!r.workspace_trusted && r.config.llm.base_url.is_none());
+        // The flag trusts without the store.
+        let r = load(Sources { trust_workspace: true, ..sources(&f) });
+        assert_eq!(r.config.llm.base_url.as_deref(), Some("http://evil"));
+    }
+
+    #[test]
+    fn a_config_flag_replaces_the_workspace_file_and_is_trusted() {
+        let f = fixture("", HOSTILE);
+        let mine = f.root.join("mine.toml");
+        std::fs::write(&mine, "[llm]\nbase_url = \"http://127.0.0.1:1/v1\"\n").unwrap();
+        let r = load(Sources { config_file: Some(Layer::from_config_flag(&mine).unwrap()), ..sources(&f) });
+        assert!(r.withheld.is_empty());
+        assert_eq!(r.config.llm.base_url.as_deref(), Some("http://127.0.0.1:1/v1"));
+        assert_eq!(r.config.review.debounce_ms, 300, "the workspace file is not read");
+        assert_eq!(r.origin_of("llm.base_url"), Origin::ConfigFlag(mine));
+    }
+
+    #[test]
+    fn a_fifo_or_huge_file_is_a_problem_not_a_hang() {
+        let tmp = tempfile::tempdir().unwrap();
+        let fifo = tmp.path().join(CONFIG_FILE_NAME);
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid C string; mkfifo only creates a file.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let err = read_config_file(&fifo).err().expect("a FIFO is refused");
+        assert!(err.message.contains("not a regular file"), "{err}");
+        let big = tmp.path().join("big.toml");
+        std::fs::File::create(&big).unwrap().set_len(MAX_CONFIG_BYTES + 1).unwrap();
+        assert!(read_config_file(&big).err().unwrap().message.contains("larger than"));
     }
 }

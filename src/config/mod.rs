@@ -10,12 +10,14 @@ mod layers;
 mod load;
 pub mod ranges;
 pub mod sensitive;
+mod show;
 pub mod trust;
 
 pub use layers::{Layer, Origin, leaves};
 pub use load::{
     Locations, MAX_CONFIG_BYTES, ReadFile, Resolved, Sources, load, read_config_file, trust_from_env, user_config_path,
 };
+pub use show::{Report, Setting};
 pub use trust::TrustStore;
 
 use std::collections::BTreeMap;

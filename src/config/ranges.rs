@@ -26,7 +26,7 @@ pub const RANGES: &[(&str, f64, f64)] = &[
     ("limits.per_tenant_burst", 0.0, 100_000.0),
     ("limits.breaker_failures", 1.0, 10_000.0),
     ("limits.breaker_window_secs", 1.0, 86_400.0),
-    ("limits.breaker_min_calls", 0.0, 10_000.0),
+    ("limits.breaker_min_calls", 0.0, 1_000_000.0),
     ("limits.breaker_failure_percent", 1.0, 100.0),
     ("limits.breaker_open_secs", 0.0, 86_400.0),
     ("limits.breaker_max_open_secs", 0.0, 86_400.0),

@@ -10,7 +10,7 @@
 
 use serde_json::Value;
 
-use super::layers::Merged;
+use super::layers::{Merged, leaves};
 
 /// Dotted keys; `*` matches one segment (an agent name). A key covers everything under it.
 pub const SENSITIVE: &[&str] = &[
@@ -97,8 +97,13 @@ fn remove_matching(map: &mut serde_json::Map<String, Value>, parts: &[&str], pre
     for key in keys {
         let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
         if rest.is_empty() {
-            if map.remove(&key).is_some() {
-                out.push(path);
+            if let Some(removed) = map.remove(&key) {
+                // Name the settings themselves (`log.file`), not just their table.
+                out.extend(
+                    leaves(&removed)
+                        .into_iter()
+                        .map(|(k, _)| if k.is_empty() { path.clone() } else { format!("{path}.{k}") }),
+                );
             }
         } else if let Some(Value::Object(child)) = map.get_mut(&key) {
             remove_matching(child, rest, path, out);
@@ -169,8 +174,8 @@ mod tests {
                 "llm.api_key_env",
                 "llm.base_url",
                 "llm.provider",
-                "log",
-                "metrics"
+                "log.file",
+                "metrics.addr"
             ]
         );
         assert_eq!(v["llm"], json!({"model": "m"}));

@@ -152,6 +152,7 @@ pub fn show_stats(session: &Session, stored: Option<crate::store::CacheStats>) -
             "limits": crate::review::llm_agents::gate().snapshot(),
         },
         "agent_selections": totals.agent_selections,
+        "settings": primary.settings().report(),
         "status": super::status::current(session),
         "metrics_addr": session.metrics_bound.lock().unwrap_or_else(|p| p.into_inner()).map(|a| a.to_string()),
         "folders": session.folders.all().iter().map(|f| folder_stats(f)).collect::<Vec<_>>(),
@@ -170,8 +171,8 @@ fn folder_stats(folder: &super::folders::Folder) -> Value {
         "workspace_file": trust.file.as_ref().map(|(path, _)| crate::escape::path(path)),
         "trusted": trust.trusted,
         "withheld": trust.withheld,
-        // Where each value came from, as `review-lsp config show` prints it.
-        "origins": folder.settings().origins.iter().map(|(k, o)| (k.clone(), json!(crate::escape::line(&o.to_string())))).collect::<serde_json::Map<_, _>>(),
+        // Every value with where it came from, as `review-lsp config show` prints it.
+        "settings": folder.settings().report(),
         "cache_enabled": folder.cache().is_some(),
         "agents": agents(&folder.engine()),
     })

@@ -158,8 +158,8 @@ async fn load(session: &Arc<Session>, folder: &Arc<Folder>) -> Vec<Problem> {
     .await;
     let name = folder.display();
     match loaded {
-        Ok((mut resolved, routing, store, trust)) => {
-            let problems = std::mem::take(&mut resolved.problems).into_iter().map(|p| in_folder(p, folder)).collect();
+        Ok((resolved, routing, store, trust)) => {
+            let problems = resolved.problems.iter().map(|p| in_folder(p.clone(), folder)).collect();
             folder.install(resolved, routing, store, trust);
             problems
         }

@@ -91,7 +91,7 @@ fn warning(folder: &Folder, withheld: &[String], editor_decides: bool) -> String
             folder.display()
         )
     };
-    format!("{}. They are ignored until you trust this workspace: {how}.", what_it_sets(folder, withheld))
+    format!("{}; these are ignored settings until you trust this workspace: {how}.", what_it_sets(folder, withheld))
 }
 
 /// `review-lsp.trustWorkspace [folderUri]`: trusts a folder's workspace file as it is now and

@@ -75,6 +75,15 @@ impl Clock {
     }
 }
 
+/// An LRU holding at most `cap` entries that allocates as entries arrive. `LruCache::new`
+/// reserves room for `cap` up front, so a large `memory_entries` setting aborted the process
+/// before it could answer; `resize` on an empty unbounded cache reserves nothing.
+fn unallocated_lru(cap: NonZeroUsize) -> Hot {
+    let mut lru = LruCache::unbounded();
+    lru.resize(cap);
+    lru
+}
+
 impl Shared {
     pub(super) fn new(settings: &StoreSettings, clock: Clock, lease: Option<Lease>) -> Shared {
         let hot = NonZeroUsize::new(settings.memory_entries).unwrap_or(NonZeroUsize::MIN);
@@ -91,7 +100,7 @@ impl Shared {
             disk_ok: AtomicBool::new(lease.is_some()),
             lease,
             pending: Mutex::default(),
-            hot: Mutex::new(LruCache::new(hot)),
+            hot: Mutex::new(unallocated_lru(hot)),
             touched: Mutex::default(),
             damaged: AtomicBool::new(false),
             memory_hits: AtomicU64::new(0),

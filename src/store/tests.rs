@@ -644,3 +644,13 @@ fn invalidate_drops_what_the_filter_matches_in_memory_and_on_disk() {
     assert_eq!(cache.invalidate(&Filter::new(None, Some("security"), Some("offline")).unwrap()).unwrap(), 20);
     assert_eq!(cache.stats().entries, 0);
 }
+
+/// A huge `memory_entries` used to reserve the LRU's room up front and abort the process.
+#[test]
+fn huge_memory_entries_allocates_nothing_up_front() {
+    let store = Store::memory(&StoreSettings { memory_entries: 100_000_000_000, ..settings() });
+    store.put(key(1), &findings(3), tags(1));
+    assert_eq!(store.get(&key(1)), Some(findings(3)));
+    store.set_settings(&StoreSettings { memory_entries: usize::MAX / 2, ..settings() });
+    assert_eq!(store.get(&key(1)), Some(findings(3)));
+}

@@ -33,6 +33,25 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_review-lsp")
 }
 
+/// Keeps a spawned binary away from the developer's own settings and trust store: the user
+/// file and the trust store live under `home` (`<home>/config`, `<home>/state`), and the
+/// variables that would bypass them are removed.
+pub fn isolate<'a>(cmd: &'a mut Command, home: &Path) -> &'a mut Command {
+    cmd.env("XDG_CONFIG_HOME", home.join("config"))
+        .env("XDG_STATE_HOME", home.join("state"))
+        .env_remove("REVIEW_LSP_CONFIG")
+        .env_remove("REVIEW_LSP_TRUST_WORKSPACE")
+}
+
+/// The binary, isolated (see [`isolate`]) under a home shared by this test build, which no
+/// test writes to; a test that needs its own user file or trust store calls [`isolate`] again
+/// with its own folder.
+pub fn command() -> Command {
+    let mut cmd = Command::new(bin());
+    isolate(&mut cmd, &Path::new(env!("CARGO_TARGET_TMPDIR")).join("isolated-home"));
+    cmd
+}
+
 pub fn file_uri(path: &Path) -> String {
     format!("file://{}", path.display())
 }
@@ -61,6 +80,10 @@ pub struct Options {
     /// The title the client picks when the server sends `window/showMessageRequest`; `None`
     /// means the client does not declare that capability (and answers null if asked anyway).
     pub message_answer: Option<&'static str>,
+    /// Where the user file and trust store are ([`isolate`]); default `<root>/.test-cache/home`.
+    pub home: Option<PathBuf>,
+    /// More environment for the server.
+    pub env: Vec<(String, String)>,
 }
 
 impl Default for Options {
@@ -72,6 +95,8 @@ impl Default for Options {
             log_level: "debug",
             folders: None,
             message_answer: None,
+            home: None,
+            env: Vec::new(),
         }
     }
 }
@@ -115,12 +140,12 @@ impl LspClient {
     pub fn start_program(program: &Path, args: &[&str], root: &Path, opts: Options) -> LspClient {
         let cache = root.join(".test-cache");
         let log = root.join(".test-cache/server.log");
-        let mut child = Command::new(program)
+        let home = opts.home.clone().unwrap_or_else(|| cache.join("home"));
+        let mut child = isolate(&mut Command::new(program), &home)
             .args(args)
             .current_dir(root)
+            .envs(opts.env.iter().map(|(k, v)| (k, v)))
             .env("XDG_CACHE_HOME", &cache)
-            .env("XDG_STATE_HOME", root.join(".test-state"))
-            .env("XDG_CONFIG_HOME", root.join(".test-config"))
             .env("REVIEW_LSP_LOG", opts.log_level)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
