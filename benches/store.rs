@@ -9,7 +9,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::redis::RedisServer;
@@ -91,7 +90,7 @@ fn latencies(samples: u32, redis: &RedisServer) {
 
 fn scan(root: &Path, cache: &Path) -> (f64, serde_json::Value) {
     let t = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_review-lsp"))
+    let out = common::command()
         .args(["scan", ".", "--format", "json", "--fail-on", "none"])
         .current_dir(root)
         .env("XDG_CACHE_HOME", cache)

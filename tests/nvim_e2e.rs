@@ -41,7 +41,9 @@ fn run_neovim(base_url: Option<String>) -> serde_json::Value {
     let file = ws.path().join("app.py");
     std::fs::write(&file, "def check(x, data):\n    if x == None:\n        return eval(data)\n    return x\n").unwrap();
     std::fs::write(ws.path().join("other.py"), "import yaml\n\n\ndef load(s):\n    return yaml.load(s)\n").unwrap();
-    let out = Command::new(nvim())
+    let mut nvim_cmd = Command::new(nvim());
+    // The server it starts inherits this environment: keep it off the developer's settings.
+    let out = common::isolate(&mut nvim_cmd, &ws.path().join(".home"))
         .args([
             "--headless",
             "--clean",

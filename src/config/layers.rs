@@ -6,7 +6,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::Problem;
 
@@ -174,6 +174,29 @@ fn record_leaves(v: &Value, origin: &Origin, origins: &mut BTreeMap<String, Orig
             _ => {
                 origins.insert(path, origin.clone());
             }
+        }
+    }
+}
+
+/// Calls `f(table, key, dotted path)` for every existing key that matches `pattern` (dotted;
+/// `*` matches any one segment), with the table that holds it, so `f` may read or remove it.
+/// Recursion depth is the pattern's segment count, not the input's nesting.
+pub fn for_each_match(value: &mut Value, pattern: &str, f: &mut dyn FnMut(&mut Map<String, Value>, &str, &str)) {
+    let parts: Vec<&str> = pattern.split('.').collect();
+    walk(value, &parts, "", f);
+}
+
+fn walk(value: &mut Value, parts: &[&str], prefix: &str, f: &mut dyn FnMut(&mut Map<String, Value>, &str, &str)) {
+    let (Some((first, rest)), Value::Object(map)) = (parts.split_first(), value) else { return };
+    let keys: Vec<String> = if *first == "*" { map.keys().cloned().collect() } else { vec![(*first).to_string()] };
+    for key in keys {
+        let path = join(prefix, &key);
+        if rest.is_empty() {
+            if map.contains_key(&key) {
+                f(map, &key, &path);
+            }
+        } else if let Some(child) = map.get_mut(&key) {
+            walk(child, rest, &path, f);
         }
     }
 }

@@ -4,6 +4,7 @@
 
 use serde_json::Value;
 
+use super::layers::for_each_match;
 use super::{Origin, Problem};
 
 /// Dotted key (`*` matches one segment), inclusive minimum and maximum. README's settings
@@ -47,37 +48,16 @@ pub const RANGES: &[(&str, f64, f64)] = &[
 /// Removes every out-of-range number from a layer, with one problem each.
 pub fn enforce(value: &mut Value, origin: &Origin, problems: &mut Vec<Problem>) {
     for (pattern, min, max) in RANGES {
-        let parts: Vec<&str> = pattern.split('.').collect();
-        check(value, &parts, String::new(), (*min, *max), origin, problems);
-    }
-}
-
-fn check(
-    value: &mut Value,
-    parts: &[&str],
-    prefix: String,
-    (min, max): (f64, f64),
-    origin: &Origin,
-    problems: &mut Vec<Problem>,
-) {
-    let (Some((first, rest)), Value::Object(map)) = (parts.split_first(), value) else { return };
-    let keys: Vec<String> = if *first == "*" { map.keys().cloned().collect() } else { vec![(*first).to_string()] };
-    for key in keys {
-        let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
-        if !rest.is_empty() {
-            if let Some(child) = map.get_mut(&key) {
-                check(child, rest, path, (min, max), origin, problems);
+        for_each_match(value, pattern, &mut |table, key, path| {
+            let Some(n) = table.get(key).and_then(Value::as_f64) else { return };
+            if !(*min..=*max).contains(&n) {
+                table.remove(key);
+                problems.push(Problem::new(
+                    origin,
+                    format!("`{path}` = {n} is outside {min}..={max}; using the value below it (the default)"),
+                ));
             }
-            continue;
-        }
-        let Some(n) = map.get(&key).and_then(Value::as_f64) else { continue };
-        if !(min..=max).contains(&n) {
-            map.remove(&key);
-            problems.push(Problem::new(
-                origin,
-                format!("`{path}` = {n} is outside {min}..={max}; using the value below it (the default)"),
-            ));
-        }
+        });
     }
 }
 

@@ -10,7 +10,7 @@
 
 use serde_json::Value;
 
-use super::layers::{Merged, leaves};
+use super::layers::{Merged, for_each_match, leaves};
 
 /// Dotted keys; `*` matches one segment (an agent name). A key covers everything under it.
 pub const SENSITIVE: &[&str] = &[
@@ -84,30 +84,17 @@ fn covers(pattern: &str, key: &str) -> bool {
 
 /// Removes every sensitive setting from an untrusted layer, naming each in `withheld`.
 pub fn strip(value: &mut Value, withheld: &mut Vec<String>) {
-    let Value::Object(root) = value else { return };
     for pattern in SENSITIVE {
-        let parts: Vec<&str> = pattern.split('.').collect();
-        remove_matching(root, &parts, String::new(), withheld);
-    }
-}
-
-fn remove_matching(map: &mut serde_json::Map<String, Value>, parts: &[&str], prefix: String, out: &mut Vec<String>) {
-    let Some((first, rest)) = parts.split_first() else { return };
-    let keys: Vec<String> = if *first == "*" { map.keys().cloned().collect() } else { vec![(*first).to_string()] };
-    for key in keys {
-        let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
-        if rest.is_empty() {
-            if let Some(removed) = map.remove(&key) {
+        for_each_match(value, pattern, &mut |table, key, path| {
+            if let Some(removed) = table.remove(key) {
                 // Name the settings themselves (`log.file`), not just their table.
-                out.extend(
+                withheld.extend(
                     leaves(&removed)
                         .into_iter()
-                        .map(|(k, _)| if k.is_empty() { path.clone() } else { format!("{path}.{k}") }),
+                        .map(|(k, _)| if k.is_empty() { path.to_string() } else { format!("{path}.{k}") }),
                 );
             }
-        } else if let Some(Value::Object(child)) = map.get_mut(&key) {
-            remove_matching(child, rest, path, out);
-        }
+        });
     }
 }
 

@@ -158,6 +158,35 @@ mod tests {
     use super::*;
     use crate::config::{AgentOverride, LlmSettings};
 
+    /// Which layer chose each agent's endpoint: the user's (here the editor) or a trusted
+    /// workspace file, per agent and per field.
+    #[test]
+    fn endpoints_know_whether_the_user_chose_them() {
+        use crate::config::{Layer, Origin, Resolved, resolve};
+        use serde_json::json;
+        let user = Layer::from_client(
+            json!({"llm": {"provider": "openai", "base_url": "http://127.0.0.1:1/v1"},
+                   "review": {"agents": ["security", "correctness"]}}),
+            "initializationOptions",
+        );
+        let workspace = Layer {
+            origin: Origin::Workspace("review-lsp.toml".into()),
+            value: json!({"agents": {"security": {"base_url": "http://127.0.0.1:2/v1"},
+                                     "correctness": {"model": "m"}}}),
+        };
+        let mut origins = std::collections::BTreeMap::new();
+        origins.insert("llm.provider".to_string(), user.origin.clone());
+        origins.insert("llm.base_url".to_string(), user.origin.clone());
+        origins.insert("agents.security.base_url".to_string(), workspace.origin.clone());
+        origins.insert("agents.correctness.model".to_string(), workspace.origin.clone());
+        let (config, problems) = resolve(&[user, workspace]);
+        assert!(problems.is_empty(), "{problems:?}");
+        let resolved = Resolved { config, origins, ..Resolved::default() };
+        let (routing, _) = Routing::from_resolved(&resolved);
+        assert!(!routing.endpoint_chosen_by_user(Category::Security), "its base_url is the workspace's");
+        assert!(routing.endpoint_chosen_by_user(Category::Correctness), "only its model is the workspace's");
+    }
+
     #[test]
     fn offline_by_default() {
         let (r, p) = Routing::from_config(&Config::default());
