@@ -245,6 +245,8 @@ async fn the_server_scans_500_files_through_chaos_and_its_breaker_recovers() {
             init_options: json!({"review": {"debounce_ms": 20},
                                  "llm": {"provider": "openai", "base_url": base, "model": "mock-model"}}),
             log_level: "info",
+            // The test's own limits loosen the defaults: only a trusted file may.
+            env: vec![("REVIEW_LSP_TRUST_WORKSPACE".into(), "1".into())],
             ..Options::default()
         };
         let mut c = LspClient::start(&root, opts);
