@@ -44,6 +44,12 @@ pub fn reload_all(session: Arc<Session>) {
 /// documents.
 pub fn reload_folder(session: Arc<Session>, folder: Arc<Folder>) {
     tokio::spawn(async move {
+        // Removed meanwhile (a trust answer can come long after the question): nothing to load.
+        if !session.folders.all().iter().any(|f| Arc::ptr_eq(f, &folder)) {
+            // Possibly the last handle to its store, whose drop waits for a final commit.
+            tokio::task::spawn_blocking(move || drop(folder));
+            return;
+        }
         let problems = load(&session, &folder).await;
         report_problems(&session, &problems).await;
         super::trust::ask_where_withheld(&session, vec![folder]);
