@@ -20,7 +20,7 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use common::{LspClient, Options, apply_edits, codes, file_uri};

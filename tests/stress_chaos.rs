@@ -15,7 +15,6 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -245,7 +244,7 @@ async fn the_server_scans_500_files_through_chaos_and_its_breaker_recovers() {
             init_options: json!({"review": {"debounce_ms": 20},
                                  "llm": {"provider": "openai", "base_url": base, "model": "mock-model"}}),
             log_level: "info",
-            // The test's own limits loosen the defaults: only a trusted file may.
+            // The test's own limits loosen the defaults: only a trusted workspace may.
             env: vec![("REVIEW_LSP_TRUST_WORKSPACE".into(), "1".into())],
             ..Options::default()
         };

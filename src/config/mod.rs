@@ -392,6 +392,15 @@ mod tests {
     }
 
     #[test]
+    fn a_problem_escapes_what_came_from_the_file() {
+        let p =
+            Problem { origin: "/repo/\u{1b}]0;owned\u{7}.toml".into(), message: "bad `a\u{202e}b`\n::error x".into() };
+        let shown = p.to_string();
+        assert!(!shown.chars().any(crate::escape::is_unsafe), "{shown:?}");
+        assert!(shown.contains("\\u{1b}") && shown.contains("\\n::error"), "{shown}");
+    }
+
+    #[test]
     fn invalid_toml_is_a_problem_not_a_crash() {
         assert!(Layer::from_toml_str("[review\nx=", Origin::Cli).is_err());
     }

@@ -8,7 +8,8 @@ use super::layers::for_each_match;
 use super::{Origin, Problem};
 
 /// Dotted key (`*` matches one segment), inclusive minimum and maximum. README's settings
-/// block states the same ranges; `every_default_is_in_range` keeps the two honest.
+/// block states the same ranges (keep them in step); the tests below check that every default
+/// is inside its range and that every numeric setting has one.
 pub const RANGES: &[(&str, f64, f64)] = &[
     ("review.debounce_ms", 0.0, 60_000.0),
     ("review.max_file_size", 1.0, 268_435_456.0),
