@@ -39,7 +39,8 @@ pub fn file_uri(path: &Path) -> String {
 
 pub struct LspClient {
     child: Child,
-    stdin: Arc<Mutex<ChildStdin>>,
+    /// `None` once [`LspClient::close_stdin`] has closed it.
+    stdin: Arc<Mutex<Option<ChildStdin>>>,
     rx: Receiver<Value>,
     /// Messages read but not yet consumed by a wait.
     backlog: VecDeque<Value>,
@@ -54,6 +55,8 @@ pub struct Options {
     pub init_options: Value,
     /// `REVIEW_LSP_LOG` for the server.
     pub log_level: &'static str,
+    /// `processId` in `initialize`: the editor's process, which the server watches.
+    pub process_id: Option<u32>,
 }
 
 impl Default for Options {
@@ -63,13 +66,15 @@ impl Default for Options {
             progress: true,
             init_options: json!({"review": {"debounce_ms": 50}}),
             log_level: "debug",
+            process_id: None,
         }
     }
 }
 
-fn write_frame(stdin: &Mutex<ChildStdin>, msg: &Value) {
+fn write_frame(stdin: &Mutex<Option<ChildStdin>>, msg: &Value) {
     let body = serde_json::to_vec(msg).unwrap();
     let mut w = stdin.lock().unwrap();
+    let Some(w) = w.as_mut() else { return };
     let _ = write!(w, "Content-Length: {}\r\n\r\n", body.len());
     let _ = w.write_all(&body);
     let _ = w.flush();
@@ -116,7 +121,7 @@ impl LspClient {
             .stderr(Stdio::from(std::fs::File::create(root.join("stderr.log")).unwrap()))
             .spawn()
             .expect("spawn review-lsp");
-        let stdin = Arc::new(Mutex::new(child.stdin.take().unwrap()));
+        let stdin = Arc::new(Mutex::new(child.stdin.take()));
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = channel();
         let answer = stdin.clone();
@@ -145,7 +150,7 @@ impl LspClient {
         let init = client.request(
             "initialize",
             json!({
-                "processId": null,
+                "processId": opts.process_id,
                 "rootUri": file_uri(root),
                 "workspaceFolders": [{"uri": file_uri(root), "name": "ws"}],
                 "capabilities": {"general": general, "window": {"workDoneProgress": opts.progress}},
@@ -159,6 +164,7 @@ impl LspClient {
 
     pub fn send_raw(&mut self, bytes: &[u8]) {
         let mut w = self.stdin.lock().unwrap();
+        let w = w.as_mut().expect("stdin is open");
         w.write_all(bytes).unwrap();
         w.flush().unwrap();
     }
@@ -273,6 +279,23 @@ impl LspClient {
 
     pub fn stderr(&self) -> String {
         std::fs::read_to_string(self.root.join("stderr.log")).unwrap_or_default()
+    }
+
+    /// Closes the server's stdin (end of input), as an editor that dies does.
+    pub fn close_stdin(&mut self) {
+        self.stdin.lock().unwrap().take();
+    }
+
+    /// Waits up to `limit` for the server to exit: its status and how long that took.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<(std::process::ExitStatus, Duration)> {
+        let started = Instant::now();
+        while started.elapsed() < limit {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some((status, started.elapsed()));
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        None
     }
 
     pub fn shutdown(mut self) -> std::process::ExitStatus {

@@ -62,6 +62,10 @@ impl Routing {
                 Endpoint::new(kind, over.model.or(llm.model.clone()).unwrap_or(default_model(kind).into()));
             if let Some(url) = over.base_url.or(llm.base_url.clone()) {
                 endpoint.base_url = url;
+                // WIRING POINT (settings provenance, issue 13 point 5): true only when the
+                // base_url's layer is the user's own (user config, editor, CLI, or a trusted
+                // workspace). Until provenance reaches `Config`, any configured URL counts.
+                endpoint.user_chose_endpoint = true;
             }
             if let Some(env) = over.api_key_env.or(llm.api_key_env.clone()) {
                 endpoint.api_key_env = env;
@@ -86,6 +90,26 @@ impl Routing {
 
     pub fn is_offline(&self) -> bool {
         self.agents.is_empty()
+    }
+
+    /// Where code goes, one clause per host and model: `sending code to HOST (model M) for
+    /// agents A, B`, escaped for a terminal or an editor. Empty when offline.
+    pub fn destinations(&self) -> Vec<String> {
+        let mut places: Vec<(String, &str, Vec<&str>)> = Vec::new();
+        for (agent, endpoint) in &self.agents {
+            let host = crate::llm::destination::host(&endpoint.base_url);
+            match places.iter_mut().find(|(h, m, _)| *h == host && *m == endpoint.model) {
+                Some((_, _, agents)) => agents.push(agent.as_str()),
+                None => places.push((host, &endpoint.model, vec![agent.as_str()])),
+            }
+        }
+        places
+            .into_iter()
+            .map(|(host, model, agents)| {
+                let clause = format!("sending code to {host} (model {model}) for agents {}", agents.join(", "));
+                crate::escape::line(&clause).into_owned()
+            })
+            .collect()
     }
 
     /// `provider:model` for findings and cache keys.
