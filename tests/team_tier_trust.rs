@@ -161,7 +161,8 @@ fn planted_entries_are_ignored_by_scan_and_fail_on_error_holds() {
 
     for (i, (what, attack)) in attacks().into_iter().enumerate() {
         // Each round re-reads the entries: the previous scan overwrote the planted ones.
-        plant(&mut conn, &entries(&mut conn, false), None, attack);
+        let found = entries(&mut conn, false);
+        plant(&mut conn, &found, None, attack);
         let out = scan(dir, &format!("machine-{}", i + 1), None);
         assert_eq!(seen(&report(&out)), baseline, "{what}: only the offline findings");
         assert_eq!(out.status.code(), Some(0), "{what}: --fail-on error was flipped");
@@ -170,7 +171,8 @@ fn planted_entries_are_ignored_by_scan_and_fail_on_error_holds() {
 
     // Control: a planted entry that holds up (the real finding, reworded) IS used, so the
     // rounds above read Redis and rejected what they found. Only a MAC stops this one.
-    plant(&mut conn, &entries(&mut conn, false), None, reworded);
+    let found = entries(&mut conn, false);
+    plant(&mut conn, &found, None, reworded);
     let out = scan(dir, "machine-control", None);
     assert!(seen(&report(&out)).iter().any(|f| f.contains("REWORDED")), "{:?}", seen(&report(&out)));
 }
@@ -191,7 +193,8 @@ fn planted_entries_are_ignored_by_the_server() {
     assert_eq!(scan(dir.path(), "machine-0", None).status.code(), Some(0));
     let mut conn = raw(&redis);
     let (what, attack) = attacks().into_iter().next().unwrap();
-    plant(&mut conn, &entries(&mut conn, false), None, attack);
+    let found = entries(&mut conn, false);
+    plant(&mut conn, &found, None, attack);
 
     let opts = common::Options { init_options: json!({"cache": {"redis_url": redis.url()}}), ..Default::default() };
     let mut c = common::LspClient::start(dir.path(), opts);
@@ -241,7 +244,8 @@ fn with_a_team_secret_only_authenticated_entries_are_used() {
     // and with the original MAC (now wrong for the changed value), both ignored.
     let mut conn = raw(&redis);
     for (round, mac) in [None, Some(&written[0][written[0].len() - 32..])].into_iter().enumerate() {
-        plant(&mut conn, &entries(&mut conn, true), mac, reworded);
+        let found = entries(&mut conn, true);
+        plant(&mut conn, &found, mac, reworded);
         let out = scan(dir, &format!("machine-forged-{round}"), secret);
         assert_eq!(seen(&report(&out)), baseline, "round {round}: forged entries ignored");
         assert_eq!(report(&out)["stats"]["cache_hits"], 0, "round {round}");
