@@ -429,18 +429,7 @@ async fn scan_names_the_destination_on_its_first_stderr_line() {
     project(dir.path());
     let base = format!("{}/v1", server.uri());
     let root = dir.path().to_path_buf();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(common::bin())
-            .args(["scan", ".", "--format", "json", "--fail-on", "none", "--provider", "openai"])
-            .args(["--model", "mock-model", "--base-url", &base])
-            .current_dir(&root)
-            .env("XDG_CACHE_HOME", root.join(".cache"))
-            .env_remove("REVIEW_LSP_LOG")
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
+    let out = tokio::task::spawn_blocking(move || common::scan_with_model(&root, &base)).await.unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     let first = stderr.lines().next().unwrap_or_default();
     assert!(

@@ -322,6 +322,19 @@ impl Drop for LspClient {
     }
 }
 
+/// `review-lsp scan .` in `root` with its OpenAI-compatible model at `base` (`<mock>/v1`), a
+/// cache of its own under `root`, and no log level set (stderr as a user sees it).
+pub fn scan_with_model(root: &Path, base: &str) -> std::process::Output {
+    Command::new(bin())
+        .args(["scan", ".", "--format", "json", "--fail-on", "none", "--provider", "openai"])
+        .args(["--model", "mock-model", "--base-url", base])
+        .current_dir(root)
+        .env("XDG_CACHE_HOME", root.join(".cache"))
+        .env_remove("REVIEW_LSP_LOG")
+        .output()
+        .unwrap()
+}
+
 /// Rules of the diagnostics in a publishDiagnostics params object.
 pub fn codes(params: &Value) -> Vec<String> {
     params["diagnostics"]
