@@ -126,10 +126,7 @@ impl Engine {
             let lines: Vec<&str> = source.text.split_inclusive('\n').collect();
             // One line past the last: a finding may sit at the end of the file.
             let whole = vec![0..lines.len() as u32 + 1];
-            team_check::check(
-                found,
-                &team_check::Expected { lines: whole, sources: &sources, text_lines: &lines, offset: 0 },
-            )
+            team_check::check(found, &team_check::Expected { lines: whole, sources: &sources, text_lines: &lines })
         };
         if let Some(cached) = self.cache.as_ref().and_then(|c| c.get_checked(&key, &from_team)) {
             outcome.cache_hit = true;
@@ -297,10 +294,7 @@ impl Engine {
                 .iter()
                 .map(|r| r.start.saturating_sub(chunk.start_line)..r.end.saturating_sub(chunk.start_line))
                 .collect();
-            team_check::check(
-                found,
-                &team_check::Expected { lines: relative, sources: &sources, text_lines: &lines, offset: 0 },
-            )
+            team_check::check(found, &team_check::Expected { lines: relative, sources: &sources, text_lines: &lines })
         };
         match self.cache.as_ref().and_then(|c| c.get_checked(&key, &from_team)) {
             Some(cached) => {

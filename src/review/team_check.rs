@@ -27,10 +27,9 @@ pub struct Expected<'a> {
     pub lines: Vec<Range<u32>>,
     /// `offline` and/or the `provider:model` of each agent routed to a model.
     pub sources: &'a [String],
-    /// The text the lines refer to, split into lines, for sizing fixes against what they
-    /// replace; entry line `n` is `text_lines[n + offset]`.
+    /// The text the lines refer to (the file, or the chunk's own text), split into lines, for
+    /// sizing fixes against what they replace.
     pub text_lines: &'a [&'a str],
-    pub offset: u32,
 }
 
 /// `Ok` when every finding holds up; otherwise why the entry is rejected.
@@ -62,9 +61,8 @@ fn check_one(f: &Finding, expected: &Expected) -> Result<(), &'static str> {
     if i64::from(fix.end_line - fix.start_line) + 1 > MAX_FIX_LINES {
         return Err("fix spans too many lines");
     }
-    let original: usize = (fix.start_line..=fix.end_line)
-        .map(|n| expected.text_lines.get((n + expected.offset) as usize).map_or(0, |l| l.len()))
-        .sum();
+    let original: usize =
+        (fix.start_line..=fix.end_line).map(|n| expected.text_lines.get(n as usize).map_or(0, |l| l.len())).sum();
     if !fix_size_is_plausible(&fix.replacement, original, (fix.end_line - fix.start_line + 1) as usize) {
         return Err("fix far larger than the lines it replaces");
     }
@@ -97,7 +95,7 @@ mod tests {
     fn check_on(findings: &[Finding]) -> Result<(), &'static str> {
         let lines: Vec<&str> = TEXT.split_inclusive('\n').collect();
         let sources = ["offline".to_string()];
-        check(findings, &Expected { lines: vec![0..4], sources: &sources, text_lines: &lines, offset: 0 })
+        check(findings, &Expected { lines: vec![0..4], sources: &sources, text_lines: &lines })
     }
 
     #[test]
@@ -132,7 +130,7 @@ mod tests {
         let f = Finding { span, fix: Some(fix), ..finding(0, None) };
         let lines: Vec<&str> = vec!["x\n"; 100];
         let sources = ["offline".to_string()];
-        let expected = Expected { lines: vec![0..100], sources: &sources, text_lines: &lines, offset: 0 };
+        let expected = Expected { lines: vec![0..100], sources: &sources, text_lines: &lines };
         assert_eq!(check(&[f], &expected), Err("fix spans too many lines"));
     }
 }
