@@ -305,3 +305,39 @@ fn cache_dir_from_config_is_used() {
     let warm = json(&scan_in(dir.path(), elsewhere.path(), &trust));
     assert_eq!(warm["stats"]["cache_hits"], 1, "{:#}", warm["stats"]);
 }
+
+/// Issue 13 point 10: a FIFO named on the command line used to hang the scan in `open`
+/// (waiting for a writer). Now it is skipped with one message and the rest is scanned.
+#[cfg(unix)]
+#[test]
+fn a_fifo_named_on_the_command_line_is_skipped_promptly() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "a.py", NONE_CMP);
+    let fifo = dir.path().join("pipe.py");
+    let status = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(status.success());
+    let cache = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_review-lsp"))
+        .args(["scan", "pipe.py", "a.py", "--format", "json", "--fail-on", "none"])
+        .current_dir(dir.path())
+        .env("XDG_CACHE_HOME", cache.path())
+        .env_remove("REVIEW_LSP_LOG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > std::time::Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("the scan hung on a FIFO");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let out = child.wait_with_output().unwrap();
+    eprintln!("scan with a FIFO took {:?}", started.elapsed());
+    let err = stderr(&out);
+    let skipped: Vec<&str> = err.lines().filter(|l| l.contains("pipe.py")).collect();
+    assert_eq!(skipped, ["skipped pipe.py: not a regular file (a FIFO)"], "{err}");
+    assert_eq!(findings_of(&json(&out), RULE).len(), 1, "a.py was still scanned");
+}

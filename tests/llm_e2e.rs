@@ -420,3 +420,29 @@ async fn an_active_edit_during_a_big_scan_is_served_first() {
         scan_done_after
     );
 }
+
+/// Issue 13 point 5: before anything is sent, `scan` says where the code goes.
+#[tokio::test(flavor = "multi_thread")]
+async fn scan_names_the_destination_on_its_first_stderr_line() {
+    let server = mock(plain).await;
+    let dir = tempfile::tempdir().unwrap();
+    project(dir.path());
+    let base = format!("{}/v1", server.uri());
+    let root = dir.path().to_path_buf();
+    let out = tokio::task::spawn_blocking(move || common::scan_with_model(&root, &base, &[])).await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let first = stderr.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with("review-lsp: sending code to 127.0.0.1 (model mock-model) for agents "),
+        "first stderr line: {first:?}\n{stderr}"
+    );
+    assert!(first.contains("security"), "{first}");
+    // Offline only: no such line.
+    let offline = Command::new(common::bin())
+        .args(["scan", ".", "--format", "json", "--fail-on", "none"])
+        .current_dir(dir.path())
+        .env("XDG_CACHE_HOME", dir.path().join(".cache-offline"))
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&offline.stderr).contains("sending code to"));
+}

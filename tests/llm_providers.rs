@@ -81,6 +81,7 @@ fn endpoint(kind: ProviderKind, base: &str, key_env: &str) -> Endpoint {
         model: model.into(),
         api_key_env: key_env.into(),
         timeout: Duration::from_secs(10),
+        user_chose_endpoint: true,
     }
 }
 
@@ -198,6 +199,7 @@ async fn openai_compatible_server_without_key_gets_no_authorization() {
             model: "llama3.1:8b".into(),
             api_key_env: env.into(),
             timeout: Duration::from_secs(10),
+            user_chose_endpoint: false,
         };
         let done = client().complete(&local, &request()).await.unwrap();
         assert_eq!(done.text, "{}");
@@ -731,4 +733,65 @@ async fn the_key_never_reaches_the_logs() {
     for line in ours {
         assert!(!line.contains("PROMPT-MARKER"), "prompt text logged: {line}");
     }
+}
+
+/// Issue 13 point 5: a key bound for plain http off this machine is refused before any
+/// connection (192.0.2.1 is a documentation address nothing answers: had a connection been
+/// tried, the call would end in a timeout or connect error, not this one, and much later).
+#[tokio::test]
+async fn a_key_is_never_sent_over_plain_http_off_this_machine() {
+    let env = key_var(&unique_key("plain-http"));
+    let remote = endpoint(ProviderKind::OpenAi, "http://192.0.2.1", &env);
+    let started = Instant::now();
+    let err = client().complete(&remote, &request()).await.unwrap_err();
+    let took = started.elapsed();
+    assert_eq!(err, LlmError::InsecureEndpoint { host: "192.0.2.1".into() });
+    assert!(err.to_string().contains("192.0.2.1"), "the error names the host: {err}");
+    assert!(!err.is_retryable(), "a configuration error is not retried");
+    assert_eq!(err.kind(), "config");
+    assert!(took < Duration::from_secs(1), "refused before connecting, in {took:?}");
+    // The same key over plain http to loopback is fine.
+    let server = serve(ResponseTemplate::new(200).set_body_json(ok_body(ProviderKind::OpenAi, "{}"))).await;
+    let local = endpoint(ProviderKind::OpenAi, &server.uri(), &env);
+    assert_eq!(client().complete(&local, &request()).await.unwrap().text, "{}");
+    assert!(only_request(&server).await.headers.get("authorization").is_some());
+}
+
+/// Issue 13 point 5: OPENAI_API_KEY / ANTHROPIC_API_KEY go only to their vendor's host unless
+/// the user chose the endpoint. Chosen behaviour: an OpenAI-compatible call goes out WITHOUT
+/// the key (the loopback mock sees no Authorization header); a vendor that needs a key gets no
+/// request at all and a configuration error naming the host.
+#[tokio::test]
+async fn a_vendor_default_key_goes_only_to_that_vendor() {
+    let (openai_key, anthropic_key) = (unique_key("openai-default"), unique_key("anthropic-default"));
+    // SAFETY: only this test reads these variables in this process (the others use their own).
+    unsafe {
+        std::env::set_var("OPENAI_API_KEY", &openai_key);
+        std::env::set_var("ANTHROPIC_API_KEY", &anthropic_key);
+    }
+    let server = serve(ResponseTemplate::new(200).set_body_json(ok_body(ProviderKind::OpenAi, "{}"))).await;
+    let repo_chosen =
+        Endpoint { user_chose_endpoint: false, ..endpoint(ProviderKind::OpenAi, &server.uri(), "OPENAI_API_KEY") };
+    assert_eq!(client().complete(&repo_chosen, &request()).await.unwrap().text, "{}");
+    let sent = only_request(&server).await;
+    assert!(sent.headers.get("authorization").is_none(), "no key sent: {:?}", sent.headers);
+
+    let anthropic = Endpoint {
+        user_chose_endpoint: false,
+        ..endpoint(ProviderKind::Anthropic, &server.uri(), "ANTHROPIC_API_KEY")
+    };
+    let err = client().complete(&anthropic, &request()).await.unwrap_err();
+    assert!(
+        matches!(&err, LlmError::KeyNotForHost { env, host } if env == "ANTHROPIC_API_KEY" && host == "127.0.0.1"),
+        "{err:?}"
+    );
+    assert!(!err.is_retryable());
+    assert_eq!(server.received_requests().await.unwrap().len(), 1, "nothing sent for Anthropic");
+
+    // The user's own choice of endpoint takes the key there.
+    let user_chosen = Endpoint { user_chose_endpoint: true, ..repo_chosen };
+    client().complete(&user_chosen, &request()).await.unwrap();
+    let requests = server.received_requests().await.unwrap();
+    let auth = requests[1].headers.get("authorization").map(|v| v.to_str().unwrap().to_string());
+    assert_eq!(auth, Some(format!("Bearer {openai_key}")));
 }

@@ -170,20 +170,9 @@ async fn a_500_file_scan_rides_out_a_misbehaving_model() {
     project(dir.path());
     let base = format!("{}/v1", server.uri());
     let root = dir.path().to_path_buf();
-    let out = tokio::task::spawn_blocking(move || {
-        common::command()
-            .args(["scan", ".", "--format", "json", "--fail-on", "none", "--provider", "openai"])
-            .args(["--model", "mock-model", "--base-url", &base])
-            // The test's own limits loosen the defaults: only a trusted file may.
-            .arg("--trust-workspace-config")
-            .current_dir(&root)
-            .env("XDG_CACHE_HOME", root.join(".cache"))
-            .env_remove("REVIEW_LSP_LOG")
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
+    // The test's own limits loosen the defaults: only a trusted file may.
+    let trust = ["--trust-workspace-config"];
+    let out = tokio::task::spawn_blocking(move || common::scan_with_model(&root, &base, &trust)).await.unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");

@@ -191,8 +191,9 @@ fn finish(result: Result<ExitCode, String>) -> ExitCode {
 
 fn serve(options: crate::server::ServeOptions) -> ExitCode {
     // The server sets up its own runtime and logging (`logging::init_server`).
+    // On success `serve_stdio` ends the process itself, with the session's exit code.
     match crate::server::serve_stdio(options) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(never) => match never {},
         Err(err) => {
             eprintln!("review-lsp: {err:#}");
             ExitCode::FAILURE

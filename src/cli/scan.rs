@@ -54,6 +54,10 @@ fn scan(args: &ScanArgs) -> Result<ExitCode, String> {
     let resolved = load_config(args.config.as_deref(), &root, args)?;
     let (routing, problems) = Routing::from_resolved(&resolved);
     let config = resolved.config;
+    // Before anything is read or sent: the user (or a CI log) sees where the code goes.
+    for destination in routing.destinations() {
+        eprintln!("review-lsp: {destination}");
+    }
     llm_agents::configure(&config.limits, &config.budget);
     for problem in problems {
         eprintln!("warning: {problem}");

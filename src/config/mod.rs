@@ -159,6 +159,9 @@ pub struct CacheSettings {
     pub redis_url: Option<String>,
     /// Key prefix in that Redis.
     pub namespace: String,
+    /// The NAME of an env var holding a secret the team shares: then every team-tier value
+    /// carries a keyed MAC and values without a valid one are ignored. Sensitive: user config.
+    pub team_key_env: Option<String>,
 }
 
 impl Default for CacheSettings {
@@ -171,6 +174,7 @@ impl Default for CacheSettings {
             memory_entries: 4096,
             redis_url: None,
             namespace: "review-lsp".into(),
+            team_key_env: None,
         }
     }
 }
@@ -185,11 +189,11 @@ impl CacheSettings {
             ttl: std::time::Duration::from_secs(self.ttl_secs),
             max_bytes: self.max_size_mb.saturating_mul(1 << 20),
             memory_entries: self.memory_entries,
-            redis: self
-                .redis_url
-                .as_ref()
-                .filter(|u| !u.trim().is_empty())
-                .map(|url| crate::store::RedisSettings { url: url.clone(), namespace: self.namespace.clone() }),
+            redis: self.redis_url.as_ref().filter(|u| !u.trim().is_empty()).map(|url| crate::store::RedisSettings {
+                url: url.clone(),
+                namespace: self.namespace.clone(),
+                key_env: self.team_key_env.clone().filter(|name| !name.trim().is_empty()),
+            }),
         }
     }
 }

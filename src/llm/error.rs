@@ -20,6 +20,20 @@ pub enum LlmError {
     #[error("{}", missing_key(env))]
     MissingKey { env: String },
 
+    /// A key would travel over plain `http` to a host that is not this machine. A settings
+    /// problem: never retried, and the request is never sent.
+    #[error(
+        "refusing to send the API key over plain http to {host}: use https, or a loopback address for a local server"
+    )]
+    InsecureEndpoint { host: String },
+
+    /// A vendor's default key variable, and an endpoint at another host that the user did not
+    /// choose (a repository's settings did). Nothing is sent.
+    #[error(
+        "{env} is only sent to its vendor's own API, not to {host}; name another variable in llm.api_key_env, or set llm.base_url in your own settings"
+    )]
+    KeyNotForHost { env: String, host: String },
+
     /// 429 for a per-minute/per-day rate (OpenAI `rate_limit_exceeded`, Anthropic
     /// `rate_limit_error`, Gemini `RESOURCE_EXHAUSTED`): wait `retry_after`, then retry.
     #[error("the provider is rate limiting us{}", after(retry_after))]
@@ -65,6 +79,7 @@ impl LlmError {
     pub fn kind(&self) -> &'static str {
         match self {
             LlmError::MissingKey { .. } | LlmError::Auth { .. } => "auth",
+            LlmError::InsecureEndpoint { .. } | LlmError::KeyNotForHost { .. } => "config",
             LlmError::RateLimited { .. } => "rate_limited",
             LlmError::QuotaExhausted { .. } => "quota",
             LlmError::Overloaded { .. } => "overloaded",
@@ -104,6 +119,8 @@ impl LlmError {
             | LlmError::Connect(_) => true,
             LlmError::BadRequest { status, .. } => matches!(status, 408 | 409),
             LlmError::MissingKey { .. }
+            | LlmError::InsecureEndpoint { .. }
+            | LlmError::KeyNotForHost { .. }
             | LlmError::QuotaExhausted { .. }
             | LlmError::Auth { .. }
             | LlmError::InvalidResponse(_) => false,

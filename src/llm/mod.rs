@@ -20,6 +20,7 @@
 #![allow(clippy::result_large_err)]
 
 mod anthropic;
+pub mod destination;
 mod error;
 mod gemini;
 mod headers;
@@ -99,6 +100,10 @@ pub struct Endpoint {
     pub api_key_env: String,
     /// For the whole exchange: connecting, sending, and reading the full reply.
     pub timeout: Duration,
+    /// Whether `base_url` comes from the user (their own config, the editor, the command line)
+    /// rather than from a repository's file. Only then may a vendor's default key variable
+    /// (`OPENAI_API_KEY`, ...) go to a host that is not that vendor's; see [`destination`].
+    pub user_chose_endpoint: bool,
 }
 
 impl Endpoint {
@@ -112,6 +117,7 @@ impl Endpoint {
             model: model.into(),
             api_key_env: Endpoint::default_key_env(kind).to_owned(),
             timeout: Endpoint::DEFAULT_TIMEOUT,
+            user_chose_endpoint: false,
         }
     }
 
@@ -291,7 +297,12 @@ impl LlmClient {
         };
         if let (LlmError::Auth { message, .. }, None) = (&mut err, key) {
             // We sent no key (keyless local mode); say so, or the user hunts for a wrong key.
-            message.push_str(&format!(" (no API key was sent: {} is not set)", display_env(&endpoint.api_key_env)));
+            let why = if destination::may_carry_default_key(endpoint) {
+                "is not set"
+            } else {
+                "is only sent to its vendor's own API"
+            };
+            message.push_str(&format!(" (no API key was sent: {} {why})", display_env(&endpoint.api_key_env)));
         }
         Err(err)
     }
@@ -299,17 +310,27 @@ impl LlmClient {
 
 /// The key from the environment, now. `Ok(None)` means "send no key": only for `OpenAi` at a
 /// non-default `base_url` (Ollama, llama.cpp and friends need none). Anywhere else a missing
-/// key is [`LlmError::MissingKey`], before any request is sent.
+/// key is [`LlmError::MissingKey`], before any request is sent. A key is read only where it may
+/// go ([`destination`]): a vendor's default variable counts as unset at another host, and a key
+/// bound for plain `http` off this machine is refused.
 fn read_key(endpoint: &Endpoint) -> Result<Option<String>, LlmError> {
     let name = endpoint.api_key_env.trim();
-    let key = if name.is_empty() { None } else { std::env::var(name).ok() };
+    let allowed = !name.is_empty() && destination::may_carry_default_key(endpoint);
+    if !name.is_empty() && !allowed {
+        tracing::debug!(env = name, "a vendor's default key variable is not sent to another host");
+    }
+    let key = if allowed { std::env::var(name).ok() } else { None };
     // Trimmed: a key exported from a file often ends in a newline, which no header allows.
     match key.map(|k| k.trim().to_owned()).filter(|k| !k.is_empty()) {
-        Some(key) => Ok(Some(key)),
+        Some(key) => destination::check_transport(endpoint).map(|()| Some(key)),
         None if endpoint.kind == ProviderKind::OpenAi && !endpoint.is_vendor_default() => {
             tracing::trace!(env = display_env(name), "no API key; calling the OpenAI-compatible server without one");
             Ok(None)
         }
+        None if !allowed && !name.is_empty() => Err(LlmError::KeyNotForHost {
+            env: name.to_owned(),
+            host: crate::escape::line(&destination::host(&endpoint.base_url)).into_owned(),
+        }),
         None => Err(LlmError::MissingKey { env: name.to_owned() }),
     }
 }

@@ -10,6 +10,7 @@ pub mod offline;
 pub mod prompt;
 pub mod reply;
 pub mod suppress;
+mod team_check;
 pub mod tokens;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -120,7 +121,14 @@ impl Engine {
         let key = self.file_key(source, &agents);
         let mut outcome = Outcome::default();
 
-        if let Some(cached) = self.cache.as_ref().and_then(|c| c.get(&key)) {
+        let sources = self.known_sources(&agents);
+        let from_team = |found: &[Finding]| {
+            let lines: Vec<&str> = source.text.split_inclusive('\n').collect();
+            // One line past the last: a finding may sit at the end of the file.
+            let whole = vec![0..lines.len() as u32 + 1];
+            team_check::check(found, &team_check::Expected { lines: whole, sources: &sources, text_lines: &lines })
+        };
+        if let Some(cached) = self.cache.as_ref().and_then(|c| c.get_checked(&key, &from_team)) {
             outcome.cache_hit = true;
             outcome.findings = self.finish(source, cached);
             return Ok(outcome);
@@ -174,6 +182,14 @@ impl Engine {
             prompt::PROMPT_VERSION.as_bytes(),
             self.routing.fingerprint().as_bytes(),
         ])
+    }
+
+    /// Who may have produced the findings of a whole-file entry: the offline rules and the
+    /// model routed to each agent asked for.
+    fn known_sources(&self, agents: &BTreeSet<Category>) -> Vec<String> {
+        let mut sources = vec![offline::SOURCE.to_string()];
+        sources.extend(agents.iter().filter_map(|a| self.routing.agents.get(a)).map(Routing::source));
+        sources
     }
 
     /// What a whole-file entry holds: every agent asked for, offline and any model routed to.
@@ -268,7 +284,19 @@ impl Engine {
             producer.as_bytes(),
             version.as_bytes(),
         ]);
-        match self.cache.as_ref().and_then(|c| c.get(&key)) {
+        let sources = [producer.to_string()];
+        let from_team = |found: &[Finding]| {
+            let start = chunk.ranges.first().map_or(0, |r| r.start);
+            let end = chunk.ranges.last().map_or(0, |r| r.end);
+            let lines: Vec<&str> = source.text.get(start..end).unwrap_or("").split_inclusive('\n').collect();
+            let relative = chunk
+                .lines
+                .iter()
+                .map(|r| r.start.saturating_sub(chunk.start_line)..r.end.saturating_sub(chunk.start_line))
+                .collect();
+            team_check::check(found, &team_check::Expected { lines: relative, sources: &sources, text_lines: &lines })
+        };
+        match self.cache.as_ref().and_then(|c| c.get_checked(&key, &from_team)) {
             Some(cached) => {
                 outcome.chunk_cache_hits += 1;
                 Ok(cached.into_iter().map(|f| f.shifted(i64::from(chunk.start_line))).collect())

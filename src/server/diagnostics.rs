@@ -200,7 +200,7 @@ async fn run_llm(
     let shown = shown_path(folder, uri);
     let work = vec![FileWork { path: shown, text: text.clone(), language, jobs: std::mem::take(&mut outcome.jobs) }];
     let report = llm_agents::run(engine.routing(), engine.cache().map(|c| &**c), &work, priority, token).await;
-    session.totals().record_calls(&report.calls);
+    super::llm_notice::record_calls(session, engine, &report.calls).await;
     if token.is_cancelled() {
         return None;
     }

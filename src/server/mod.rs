@@ -6,9 +6,11 @@ mod commands;
 mod diagnostics;
 mod document;
 pub mod encoding;
+mod ending;
 mod folders;
 mod guard;
 mod lifecycle;
+mod llm_notice;
 pub mod metrics_http;
 mod scan;
 mod session;
@@ -18,7 +20,8 @@ mod sync;
 mod transport;
 mod trust;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use serde_json::Value;
 use tower_lsp_server::jsonrpc::Result;
@@ -31,6 +34,7 @@ use tower_lsp_server::ls_types::{
 use tower_lsp_server::{Client, LanguageServer, LspService, Server};
 
 pub use commands::COMMANDS;
+use ending::Ending;
 use guard::guarded;
 use session::Session;
 
@@ -43,10 +47,11 @@ const CONCURRENCY: usize = 16;
 
 pub struct Backend {
     session: Arc<Session>,
+    ending: Arc<Ending>,
 }
 
 impl Backend {
-    fn new(client: Client, options: ServeOptions) -> Backend {
+    fn new(client: Client, options: ServeOptions, ending: Arc<Ending>) -> Backend {
         let workers = crate::config::ReviewSettings::default().worker_count();
         let c = client.clone();
         let on_panic: PanicHook = Arc::new(move |message| {
@@ -57,7 +62,7 @@ impl Backend {
         warm_up_rules();
         let mut session = Session::new(client, scheduler);
         session.options = options;
-        Backend { session: Arc::new(session) }
+        Backend { session: Arc::new(session), ending }
     }
 
     async fn progress_cancel(&self, params: WorkDoneProgressCancelParams) {
@@ -76,6 +81,7 @@ impl Backend {
 
 impl LanguageServer for Backend {
     async fn initialize(&self, params: InitializeParams) -> Result<InitializeResult> {
+        self.ending.watch_parent(params.process_id);
         guarded("initialize", &self.session, lifecycle::initialize(&self.session, params)).await
     }
 
@@ -84,7 +90,8 @@ impl LanguageServer for Backend {
     }
 
     async fn shutdown(&self) -> Result<()> {
-        let stores: Vec<_> = self.session.folders.scopes().iter().filter_map(|f| f.store()).collect();
+        self.ending.shutdown_requested();
+        let stores = self.session.stores();
         let _ = tokio::task::spawn_blocking(move || stores.iter().for_each(|s| s.flush())).await;
         Ok(())
     }
@@ -138,8 +145,6 @@ fn warm_up_rules() {
     }
 }
 
-/// Runs the server on stdin/stdout until the client exits. Logs go to a file and stderr,
-/// never stdout: stdout is the protocol.
 /// What the command line asks of the server, beyond the editor's settings.
 #[derive(Clone, Debug, Default)]
 pub struct ServeOptions {
@@ -147,28 +152,78 @@ pub struct ServeOptions {
     pub metrics_addr: Option<String>,
 }
 
-pub fn serve_stdio(options: ServeOptions) -> anyhow::Result<()> {
-    let _log_guard = crate::logging::init_server(None);
+/// After `exit` (or the end of input, or the editor's death), queued cache writes get this
+/// long to reach the disk. What does not make it is given up: the exit must take well under
+/// 100 ms (editors kill slow servers; eglot does), and a lost entry only costs one review done
+/// again next session. After `shutdown` the writes were already flushed, so this is a no-op.
+const FLUSH_ON_EXIT: Duration = Duration::from_millis(50);
+
+/// How a session ended.
+pub struct Ended {
+    /// 0 when `shutdown` came before the end, 1 otherwise (the LSP specification).
+    pub exit_code: i32,
+    /// Kept alive so that dropping the session (its store's writer joins, reviews finish) is
+    /// the caller's choice: `serve_stdio` exits without waiting for it, the fuzzer drops it.
+    _session: Option<Arc<Session>>,
+}
+
+/// Runs the server on stdin/stdout until the client exits, then ends the process at once with
+/// the session's exit code. Logs go to a file and stderr, never stdout: stdout is the protocol.
+pub fn serve_stdio(options: ServeOptions) -> anyhow::Result<std::convert::Infallible> {
+    let log_guard = crate::logging::init_server(None);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(serve_io(tokio::io::stdin(), tokio::io::stdout(), options));
-    // Let blocking reviews that are still running finish their cache writes, but not hold
-    // the exit hostage.
-    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
-    Ok(())
+    let ended = runtime.block_on(serve_io(tokio::io::stdin(), tokio::io::stdout(), options));
+    // No runtime shutdown and no destructors: tokio's stdin thread is blocked in a read that
+    // only the editor can end, reviews may be mid-call, and both would hold the exit hostage
+    // (a 2 s `shutdown_timeout` used to). Model calls in flight die with the process; queued
+    // cache writes were flushed, within `FLUSH_ON_EXIT`, by `serve_io`.
+    drop(log_guard);
+    std::process::exit(ended.exit_code)
 }
 
 /// Serves one session over any byte streams until the client sends `exit` or closes
-/// `input`: what `serve_stdio` runs on stdin/stdout, and what `fuzz/` runs in process on an
-/// in-memory duplex. Needs a tokio runtime (either flavour); sets up no logging. `input` is
-/// reframed by `transport::sanitized`, which reads it on its own task, hence `Send + 'static`.
-pub async fn serve_io<I, O>(input: I, output: O, options: ServeOptions)
+/// `input` (or the editor's process, `processId`, dies): what `serve_stdio` runs on
+/// stdin/stdout, and what `fuzz/` runs in process on an in-memory duplex. Needs a tokio runtime
+/// (either flavour); sets up no logging. `input` is reframed by `transport::sanitized`, which
+/// reads it on its own task, hence `Send + 'static`.
+pub async fn serve_io<I, O>(input: I, output: O, options: ServeOptions) -> Ended
 where
     I: tokio::io::AsyncRead + Unpin + Send + 'static,
     O: tokio::io::AsyncWrite,
 {
-    let (service, socket) = LspService::build(move |client| Backend::new(client, options.clone()))
-        .custom_method("window/workDoneProgress/cancel", Backend::progress_cancel)
-        .custom_method(transport::MALFORMED, Backend::malformed)
-        .finish();
-    Server::new(transport::sanitized(input), output, socket).concurrency_level(CONCURRENCY).serve(service).await;
+    let ending = Ending::new();
+    let built: Arc<OnceLock<Arc<Session>>> = Arc::default();
+    let (service, socket) = LspService::build({
+        let (ending, built) = (Arc::clone(&ending), Arc::clone(&built));
+        move |client| {
+            let backend = Backend::new(client, options.clone(), Arc::clone(&ending));
+            let _ = built.set(Arc::clone(&backend.session));
+            backend
+        }
+    })
+    .custom_method("window/workDoneProgress/cancel", Backend::progress_cancel)
+    .custom_method(transport::MALFORMED, Backend::malformed)
+    .finish();
+    let input = transport::sanitized(input, ending.stop_token());
+    Server::new(input, output, socket).concurrency_level(CONCURRENCY).serve(service).await;
+    let session = built.get().cloned();
+    if let Some(session) = &session {
+        wind_down(session).await;
+    }
+    Ended { exit_code: ending.exit_code(), _session: session }
+}
+
+/// Stops what the session started: workspace scans (and the model calls they wait on) are
+/// cancelled, and queued cache writes get [`FLUSH_ON_EXIT`] to reach the disk.
+async fn wind_down(session: &Arc<Session>) {
+    for token in session.scans.lock().unwrap_or_else(|p| p.into_inner()).values() {
+        token.cancel();
+    }
+    let stores = session.stores();
+    if !stores.is_empty() {
+        let flush = tokio::task::spawn_blocking(move || stores.iter().for_each(|s| s.flush()));
+        if tokio::time::timeout(FLUSH_ON_EXIT, flush).await.is_err() {
+            tracing::debug!("cache writes still queued at exit were given up");
+        }
+    }
 }

@@ -352,7 +352,7 @@ async fn run_batch(
         .collect();
     let report =
         llm_agents::run(engine.routing(), engine.cache().map(|c| &**c), &work, Priority::Workspace, cancel).await;
-    session.totals().record_calls(&report.calls);
+    super::llm_notice::record_calls(session, &engine, &report.calls).await;
     let mut total = 0;
     for (mut p, result) in files.into_iter().zip(report.files) {
         engine.complete(&Source { language: p.language, text: &p.text, path: &p.path }, &mut p.outcome, result);

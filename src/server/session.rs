@@ -143,6 +143,11 @@ impl Session {
         *write(&self.info) = info;
     }
 
+    /// Every scope's store (the folders' and the outside scope's), e.g. to flush them all.
+    pub fn stores(&self) -> Vec<Arc<Store>> {
+        self.folders.scopes().iter().filter_map(|f| f.store()).collect()
+    }
+
     /// The folder (or the outside scope) whose settings apply to a document.
     pub fn folder_of(&self, uri: &Uri) -> Arc<Folder> {
         self.folders.for_uri(uri)

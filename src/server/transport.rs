@@ -6,6 +6,7 @@
 
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader, DuplexStream};
+use tokio_util::sync::CancellationToken;
 use tower_lsp_server::jsonrpc::{Request, Response};
 
 pub const MALFORMED: &str = "$/review-lsp/malformed";
@@ -14,13 +15,18 @@ pub const MALFORMED: &str = "$/review-lsp/malformed";
 /// trying to allocate it.
 const MAX_FRAME: usize = 256 << 20;
 
-/// Returns a reader carrying only well-formed frames, fed by a task reading `input`.
-pub fn sanitized<R: AsyncRead + Unpin + Send + 'static>(input: R) -> DuplexStream {
+/// Returns a reader carrying only well-formed frames, fed by a task reading `input`. The
+/// reader ends at the end of `input` or as soon as `stop` fires, whichever comes first.
+pub fn sanitized<R: AsyncRead + Unpin + Send + 'static>(input: R, stop: CancellationToken) -> DuplexStream {
     let (mut tx, rx) = tokio::io::duplex(1 << 20);
     tokio::spawn(async move {
         let mut reader = BufReader::new(input);
         loop {
-            let frame = match read_frame(&mut reader).await {
+            let read = tokio::select! {
+                _ = stop.cancelled() => break,
+                frame = read_frame(&mut reader) => frame,
+            };
+            let frame = match read {
                 Frame::Eof => break,
                 Frame::Body(body) => checked(body),
                 Frame::BadHeader(why) => notice(&why),
@@ -96,7 +102,7 @@ mod tests {
     use super::*;
 
     async fn roundtrip(input: &'static [u8]) -> Vec<serde_json::Value> {
-        let mut out = sanitized(input);
+        let mut out = sanitized(input, CancellationToken::new());
         let mut all = Vec::new();
         out.read_to_end(&mut all).await.unwrap();
         let mut reader = BufReader::new(&all[..]);
@@ -125,5 +131,16 @@ mod tests {
         let msgs = roundtrip(input).await;
         assert_eq!(msgs[0]["method"], MALFORMED);
         assert_eq!(msgs[1]["method"], "initialized");
+    }
+
+    #[tokio::test]
+    async fn stop_ends_the_stream_while_input_stays_open() {
+        let (_keep_open, input) = tokio::io::duplex(64);
+        let stop = CancellationToken::new();
+        let mut out = sanitized(input, stop.clone());
+        stop.cancel();
+        let mut all = Vec::new();
+        let read = tokio::time::timeout(std::time::Duration::from_secs(5), out.read_to_end(&mut all)).await;
+        assert!(matches!(read, Ok(Ok(0))), "the stream ended: {read:?}");
     }
 }

@@ -61,6 +61,9 @@ const RECORDS: TableDefinition<&str, &[u8]> = TableDefinition::new("records");
 const REPORTS: TableDefinition<u64, &[u8]> = TableDefinition::new("reports");
 const HISTORY: TableDefinition<u64, &[u8]> = TableDefinition::new("history");
 
+/// Decides whether findings read from the team's Redis may be used: `Err` says why not.
+pub type TeamCheck<'a> = &'a dyn Fn(&[Finding]) -> Result<(), &'static str>;
+
 /// How long a read waits for another process to yield the file before it counts as a miss.
 const READ_PATIENCE: Duration = Duration::from_millis(100);
 
@@ -81,6 +84,10 @@ pub struct RedisSettings {
     pub url: String,
     /// Key prefix, so one Redis can serve several teams or projects.
     pub namespace: String,
+    /// `[cache] team_key_env`: the env var holding the team's secret, read when the store
+    /// opens. Named but unset or empty, the team tier stays off (nothing unauthenticated is
+    /// written or trusted when the user asked for authentication).
+    pub key_env: Option<String>,
 }
 
 /// A lookup in Redis waits this long at most; then it is a miss and the review goes on.
@@ -104,6 +111,9 @@ pub struct CacheStats {
     pub disk_hits: u64,
     /// ...and from the team's Redis (then written back to the file).
     pub team_hits: u64,
+    /// Entries the team's Redis returned that failed the caller's check (planted or corrupt
+    /// findings); each was a miss.
+    pub team_rejected: u64,
     /// Gets that found nothing usable: missing, expired, undecodable or the file busy.
     pub misses: u64,
     /// Entries stored, approximately: an entry queued for a commit may also be counted on disk.
@@ -186,9 +196,21 @@ impl Store {
         }
     }
 
-    /// The findings stored under `key`, or `None` if there are none, they are older than the
-    /// TTL, they cannot be decoded, or another process held the file too long.
+    /// The findings stored under `key` in this machine's tiers, or `None` if there are none,
+    /// they are older than the TTL, they cannot be decoded, or another process held the file
+    /// too long. The team tier is not asked: its entries are untrusted, see [`Store::get_checked`].
     pub fn get(&self, key: &CacheKey) -> Option<Vec<Finding>> {
+        self.lookup(key, None)
+    }
+
+    /// [`Store::get`], then the team's Redis, whose entries are used (and kept locally) only if
+    /// `check` accepts them: anyone who can write to that Redis can plant them. A rejected
+    /// entry is a miss, counted in `team_rejected`.
+    pub fn get_checked(&self, key: &CacheKey, check: TeamCheck<'_>) -> Option<Vec<Finding>> {
+        self.lookup(key, Some(check))
+    }
+
+    fn lookup(&self, key: &CacheKey, team_check: Option<TeamCheck<'_>>) -> Option<Vec<Finding>> {
         let shared = &*self.shared;
         let now = shared.clock.now();
         let ttl = shared.ttl();
@@ -234,7 +256,7 @@ impl Store {
             shared.lock_hot().put(*key, (created, Arc::new(findings.clone())));
             return Some(findings);
         }
-        if let Some(found) = self.from_team(key, now, ttl) {
+        if let Some(found) = team_check.and_then(|check| self.from_team(key, now, ttl, check)) {
             return Some(found);
         }
         shared.misses.fetch_add(1, Ordering::Relaxed);
@@ -244,11 +266,16 @@ impl Store {
 
     /// The second level: a teammate's (or CI's) result, written back to the file so the next
     /// lookup is local.
-    fn from_team(&self, key: &CacheKey, now: u64, ttl: Duration) -> Option<Vec<Finding>> {
+    fn from_team(&self, key: &CacheKey, now: u64, ttl: Duration, check: TeamCheck<'_>) -> Option<Vec<Finding>> {
         let shared = &*self.shared;
         let (tags, value) = codec::split_team_value(&shared.team.as_ref()?.get(&key.0)?)?;
         let created = codec::created(&value)?;
         let findings = decode(key, &value, now, ttl)?;
+        if let Err(why) = check(&findings) {
+            shared.team_rejected.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(key = key.short(), reason = why, "rejected an entry from the team's Redis");
+            return None;
+        }
         shared.team_hits.fetch_add(1, Ordering::Relaxed);
         crate::metrics::cache_hit("team");
         shared.lock_hot().put(*key, (created, Arc::new(findings.clone())));
@@ -408,6 +435,7 @@ impl Store {
             memory_hits: shared.memory_hits.load(Ordering::Relaxed),
             disk_hits: shared.disk_hits.load(Ordering::Relaxed),
             team_hits: shared.team_hits.load(Ordering::Relaxed),
+            team_rejected: shared.team_rejected.load(Ordering::Relaxed),
             misses: shared.misses.load(Ordering::Relaxed),
             entries: queued + on_disk.map_or(0, |(n, _)| n),
             bytes: on_disk.map(|(_, b)| b),

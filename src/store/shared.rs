@@ -41,6 +41,7 @@ pub(crate) struct Shared {
     pub(super) memory_hits: AtomicU64,
     pub(super) disk_hits: AtomicU64,
     pub(super) team_hits: AtomicU64,
+    pub(super) team_rejected: AtomicU64,
     pub(super) misses: AtomicU64,
     /// Successful commits, for tests of the batching.
     pub(super) commits: AtomicU64,
@@ -87,10 +88,10 @@ fn unallocated_lru(cap: NonZeroUsize) -> Hot {
 impl Shared {
     pub(super) fn new(settings: &StoreSettings, clock: Clock, lease: Option<Lease>) -> Shared {
         let hot = NonZeroUsize::new(settings.memory_entries).unwrap_or(NonZeroUsize::MIN);
-        let team = settings.redis.as_ref().map(|r| {
-            let team = RedisBackend::connect(&r.url, &r.namespace, TEAM_TIMEOUT);
+        let team = settings.redis.as_ref().and_then(|r| {
+            let team = RedisBackend::open_team(r, TEAM_TIMEOUT)?;
             team.wait_connected(TEAM_CONNECT_WAIT);
-            Arc::new(team)
+            Some(Arc::new(team))
         });
         Shared {
             team,
@@ -106,6 +107,7 @@ impl Shared {
             memory_hits: AtomicU64::new(0),
             disk_hits: AtomicU64::new(0),
             team_hits: AtomicU64::new(0),
+            team_rejected: AtomicU64::new(0),
             misses: AtomicU64::new(0),
             commits: AtomicU64::new(0),
         }

@@ -174,6 +174,9 @@ pub enum Skip {
     InvalidUtf8 {
         offset: usize,
     },
+    /// A FIFO, socket or device named where a file was expected: reading it could block
+    /// forever or never end. The text says which kind.
+    NotRegular(&'static str),
     Io(String),
 }
 
@@ -192,6 +195,7 @@ impl fmt::Display for Skip {
             Skip::InvalidUtf8 { offset } => {
                 write!(f, "not valid UTF-8 (first bad byte at offset {offset})")
             }
+            Skip::NotRegular(kind) => write!(f, "not a regular file ({kind})"),
             Skip::Io(err) => write!(f, "cannot read it: {err}"),
         }
     }
@@ -213,11 +217,17 @@ fn human_size(bytes: u64) -> String {
 }
 
 /// Reads `path` as UTF-8 text for review. The size is checked from the open file's metadata
-/// before anything is read, so a huge file costs one `fstat`.
+/// before anything is read, so a huge file costs one `fstat`. Opened non-blocking, because
+/// opening a FIFO for reading otherwise waits for a writer that may never come; the type is
+/// then checked on the open file (not the path, which could be swapped in between).
 pub fn load(path: &Path, max_size: u64) -> Result<String, Skip> {
     let io = |e: std::io::Error| Skip::Io(e.to_string());
-    let mut file = File::open(path).map_err(io)?;
-    let size = file.metadata().map_err(io)?.len();
+    let mut file = open_nonblocking(path).map_err(io)?;
+    let meta = file.metadata().map_err(io)?;
+    if !meta.is_file() {
+        return Err(Skip::NotRegular(kind_of(&meta.file_type())));
+    }
+    let size = meta.len();
     if size > max_size {
         return Err(Skip::TooLarge { size, limit: max_size });
     }
@@ -231,6 +241,34 @@ pub fn load(path: &Path, max_size: u64) -> Result<String, Skip> {
         return Err(Skip::Binary);
     }
     String::from_utf8(bytes).map_err(|e| Skip::InvalidUtf8 { offset: e.utf8_error().valid_up_to() })
+}
+
+#[cfg(unix)]
+fn open_nonblocking(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path)
+}
+
+#[cfg(not(unix))]
+fn open_nonblocking(path: &Path) -> std::io::Result<File> {
+    File::open(path)
+}
+
+fn kind_of(file_type: &std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if file_type.is_fifo() {
+            return "a FIFO";
+        }
+        if file_type.is_socket() {
+            return "a socket";
+        }
+        if file_type.is_char_device() || file_type.is_block_device() {
+            return "a device";
+        }
+    }
+    if file_type.is_dir() { "a directory" } else { "not a file" }
 }
 
 #[cfg(test)]
@@ -324,6 +362,23 @@ mod tests {
         assert_eq!(load(&root.join("big.py"), 99), Err(Skip::TooLarge { size: 100, limit: 99 }));
         assert!(load(&root.join("big.py"), 100).is_ok());
         assert!(matches!(load(&root.join("missing.py"), 100), Err(Skip::Io(_))));
+    }
+
+    /// Opening a FIFO for reading used to block until a writer came: forever, in a scan.
+    #[cfg(unix)]
+    #[test]
+    fn a_fifo_or_device_is_skipped_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("pipe.py");
+        let name = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path; mkfifo only creates the node.
+        assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(load(&fifo, 100)).unwrap());
+        let loaded = rx.recv_timeout(std::time::Duration::from_secs(5)).expect("load returned");
+        assert_eq!(loaded, Err(Skip::NotRegular("a FIFO")));
+        assert_eq!(load(Path::new("/dev/null"), 100), Err(Skip::NotRegular("a device")));
+        assert_eq!(Skip::NotRegular("a FIFO").to_string(), "not a regular file (a FIFO)");
     }
 
     #[test]

@@ -58,7 +58,8 @@ pub fn file_uri(path: &Path) -> String {
 
 pub struct LspClient {
     child: Child,
-    stdin: Arc<Mutex<ChildStdin>>,
+    /// `None` once [`LspClient::close_stdin`] has closed it.
+    stdin: Arc<Mutex<Option<ChildStdin>>>,
     rx: Receiver<Value>,
     /// Messages read but not yet consumed by a wait.
     backlog: VecDeque<Value>,
@@ -84,6 +85,8 @@ pub struct Options {
     pub home: Option<PathBuf>,
     /// More environment for the server.
     pub env: Vec<(String, String)>,
+    /// `processId` in `initialize`: the editor's process, which the server watches.
+    pub process_id: Option<u32>,
 }
 
 impl Default for Options {
@@ -97,13 +100,15 @@ impl Default for Options {
             message_answer: None,
             home: None,
             env: Vec::new(),
+            process_id: None,
         }
     }
 }
 
-fn write_frame(stdin: &Mutex<ChildStdin>, msg: &Value) {
+fn write_frame(stdin: &Mutex<Option<ChildStdin>>, msg: &Value) {
     let body = serde_json::to_vec(msg).unwrap();
     let mut w = stdin.lock().unwrap();
+    let Some(w) = w.as_mut() else { return };
     let _ = write!(w, "Content-Length: {}\r\n\r\n", body.len());
     let _ = w.write_all(&body);
     let _ = w.flush();
@@ -152,7 +157,7 @@ impl LspClient {
             .stderr(Stdio::from(std::fs::File::create(root.join("stderr.log")).unwrap()))
             .spawn()
             .expect("spawn review-lsp");
-        let stdin = Arc::new(Mutex::new(child.stdin.take().unwrap()));
+        let stdin = Arc::new(Mutex::new(child.stdin.take()));
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = channel();
         let answer = stdin.clone();
@@ -205,7 +210,7 @@ impl LspClient {
         let init = client.request(
             "initialize",
             json!({
-                "processId": null,
+                "processId": opts.process_id,
                 "rootUri": file_uri(root),
                 "workspaceFolders": folders,
                 "capabilities": {"general": general, "window": window},
@@ -220,6 +225,7 @@ impl LspClient {
 
     pub fn send_raw(&mut self, bytes: &[u8]) {
         let mut w = self.stdin.lock().unwrap();
+        let w = w.as_mut().expect("stdin is open");
         w.write_all(bytes).unwrap();
         w.flush().unwrap();
     }
@@ -336,6 +342,23 @@ impl LspClient {
         std::fs::read_to_string(self.root.join("stderr.log")).unwrap_or_default()
     }
 
+    /// Closes the server's stdin (end of input), as an editor that dies does.
+    pub fn close_stdin(&mut self) {
+        self.stdin.lock().unwrap().take();
+    }
+
+    /// Waits up to `limit` for the server to exit: its status and how long that took.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<(std::process::ExitStatus, Duration)> {
+        let started = Instant::now();
+        while started.elapsed() < limit {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some((status, started.elapsed()));
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        None
+    }
+
     pub fn shutdown(mut self) -> std::process::ExitStatus {
         let _ = self.try_request("shutdown", Value::Null);
         self.notify("exit", Value::Null);
@@ -358,6 +381,20 @@ impl Drop for LspClient {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `review-lsp scan .` in `root` with its OpenAI-compatible model at `base` (`<mock>/v1`), a
+/// cache of its own under `root`, and no log level set (stderr as a user sees it).
+pub fn scan_with_model(root: &Path, base: &str, extra: &[&str]) -> std::process::Output {
+    command()
+        .args(["scan", ".", "--format", "json", "--fail-on", "none", "--provider", "openai"])
+        .args(["--model", "mock-model", "--base-url", base])
+        .args(extra)
+        .current_dir(root)
+        .env("XDG_CACHE_HOME", root.join(".cache"))
+        .env_remove("REVIEW_LSP_LOG")
+        .output()
+        .unwrap()
 }
 
 /// Rules of the diagnostics in a publishDiagnostics params object.

@@ -75,7 +75,9 @@ impl Outcome {
                 Outcome::Failure { retry_after: None }
             }
             Err(LlmError::Overloaded { retry_after, .. }) => Outcome::Failure { retry_after: *retry_after },
-            Err(LlmError::MissingKey { .. }) => Outcome::Ignored,
+            Err(LlmError::MissingKey { .. } | LlmError::InsecureEndpoint { .. } | LlmError::KeyNotForHost { .. }) => {
+                Outcome::Ignored
+            }
             Err(_) => Outcome::Success,
         }
     }

@@ -67,6 +67,9 @@ impl Routing {
                 Endpoint::new(kind, over.model.or(llm.model.clone()).unwrap_or(default_model(kind).into()));
             if let Some(url) = over.base_url.or(llm.base_url.clone()) {
                 endpoint.base_url = url;
+                // A bare `Config` has no provenance: whoever built it (a test, a bench) is the
+                // user. `from_resolved` narrows this to the layers that really are the user's.
+                endpoint.user_chose_endpoint = true;
             }
             if let Some(env) = over.api_key_env.or(llm.api_key_env.clone()) {
                 endpoint.api_key_env = env;
@@ -108,6 +111,9 @@ impl Routing {
                 (*agent, url && key)
             })
             .collect();
+        for (agent, endpoint) in routing.agents.iter_mut() {
+            endpoint.user_chose_endpoint &= routing.chosen_by_user.get(agent).copied().unwrap_or(false);
+        }
         (routing, problems)
     }
 
@@ -118,6 +124,26 @@ impl Routing {
 
     pub fn is_offline(&self) -> bool {
         self.agents.is_empty()
+    }
+
+    /// Where code goes, one clause per host and model: `sending code to HOST (model M) for
+    /// agents A, B`, escaped for a terminal or an editor. Empty when offline.
+    pub fn destinations(&self) -> Vec<String> {
+        let mut places: Vec<(String, &str, Vec<&str>)> = Vec::new();
+        for (agent, endpoint) in &self.agents {
+            let host = crate::llm::destination::host(&endpoint.base_url);
+            match places.iter_mut().find(|(h, m, _)| *h == host && *m == endpoint.model) {
+                Some((_, _, agents)) => agents.push(agent.as_str()),
+                None => places.push((host, &endpoint.model, vec![agent.as_str()])),
+            }
+        }
+        places
+            .into_iter()
+            .map(|(host, model, agents)| {
+                let clause = format!("sending code to {host} (model {model}) for agents {}", agents.join(", "));
+                crate::escape::line(&clause).into_owned()
+            })
+            .collect()
     }
 
     /// `provider:model` for findings and cache keys.
@@ -185,6 +211,9 @@ mod tests {
         let (routing, _) = Routing::from_resolved(&resolved);
         assert!(!routing.endpoint_chosen_by_user(Category::Security), "its base_url is the workspace's");
         assert!(routing.endpoint_chosen_by_user(Category::Correctness), "only its model is the workspace's");
+        // The key rules read the flag on the endpoint itself.
+        assert!(!routing.agents[&Category::Security].user_chose_endpoint);
+        assert!(routing.agents[&Category::Correctness].user_chose_endpoint);
     }
 
     #[test]

@@ -21,7 +21,7 @@ use serde_json::Value;
 
 mod validate;
 
-pub use validate::{ValidationContext, map_category, map_severity, rule_id, validate};
+pub use validate::{ValidationContext, fix_size_is_plausible, map_category, map_severity, rule_id, validate};
 
 /// How far (in lines, either way) a finding may move to where its quote really is.
 pub const ANCHOR_WINDOW: i64 = 8;

@@ -229,8 +229,7 @@ fn confine(
             replacement.push_str(eol);
         }
     }
-    let lines = (fe0 - fl0 + 1) as usize;
-    if replacement.lines().count() > 2 * lines + 5 || replacement.len() > 4 * original.len() + 400 {
+    if !fix_size_is_plausible(&replacement, original.len(), (fe0 - fl0 + 1) as usize) {
         return reject("fix is far larger than the lines it replaces");
     }
     if replacement == original {
@@ -238,6 +237,12 @@ fn confine(
         return None;
     }
     Some(Fix { start_line: fl0 as u32, end_line: fe0 as u32, replacement })
+}
+
+/// Whether a replacement is about the size of the `lines` lines (`original_bytes` long) it
+/// replaces; a rewrite smuggled in as a fix is not. Shared by model replies and team entries.
+pub fn fix_size_is_plausible(replacement: &str, original_bytes: usize, lines: usize) -> bool {
+    replacement.lines().count() <= 2 * lines + 5 && replacement.len() <= 4 * original_bytes + 400
 }
 
 /// The replacement without `N: ` prefixes, when the model copied the prompt's numbering

@@ -55,6 +55,7 @@ pub(super) struct Counters {
     pub misses: AtomicU64,
     pub errors: AtomicU64,
     pub reconnects: AtomicU64,
+    pub rejected: AtomicU64,
 }
 
 impl Counters {

@@ -32,6 +32,7 @@
 mod bucket;
 mod keys;
 mod link;
+mod seal;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -49,6 +50,7 @@ pub use bucket::RemoteRates;
 
 use bucket::Mode;
 use link::{Counters, Shared};
+use seal::Seal;
 
 /// Background writes (put, delete, correct) get at least this long: nobody waits for them, and
 /// a large value on a slow link should not count as a dead server.
@@ -60,6 +62,20 @@ const MAX_BACKGROUND: usize = 512;
 const CLEAR_STEP_MIN: Duration = Duration::from_secs(2);
 const CLEAR_MAX: Duration = Duration::from_secs(600);
 const CLEAR_BATCH: usize = 1000;
+/// The largest value read from or written to the team tier. Reads ask Redis for at most this
+/// many bytes (plus one, to tell a longer value apart), so a planted 500 MB value costs 4 MiB
+/// of memory, not 500 MB; a longer value is rejected. Real entries are far smaller.
+const MAX_VALUE: usize = 4 << 20;
+/// Reads each key's first `ARGV[1] + 1` bytes. `pcall`, so a key of another type (a planted
+/// list) reads as missing instead of failing the whole lookup.
+const BOUNDED_GET: &str = r"
+local out = {}
+for i, key in ipairs(KEYS) do
+  local value = redis.pcall('GETRANGE', key, 0, tonumber(ARGV[1]))
+  if type(value) == 'string' and #value > 0 then out[i] = value else out[i] = false end
+end
+return out
+";
 
 /// Where the connection stands. `Down.since_secs` is how long ago it went down.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -72,7 +88,8 @@ pub enum BackendState {
 
 /// `hits` and `misses` count lookups Redis answered (per key for `get_many`); lookups skipped
 /// while not Up count in neither. `errors` counts failed or timed-out operations, `reconnects`
-/// the times the connection came back after being lost.
+/// the times the connection came back after being lost, `rejected` the values Redis returned
+/// that were too large or failed their MAC (each also counted as a miss).
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct RedisStats {
     pub state: BackendState,
@@ -80,6 +97,7 @@ pub struct RedisStats {
     pub misses: u64,
     pub errors: u64,
     pub reconnects: u64,
+    pub rejected: u64,
 }
 
 pub struct RedisBackend {
@@ -89,7 +107,10 @@ pub struct RedisBackend {
     stop: CancellationToken,
     namespace: String,
     script: Arc<redis::Script>,
+    read_script: Arc<redis::Script>,
     background: Arc<Semaphore>,
+    /// Set by [`RedisBackend::sealed`]: values are authenticated with the team's secret.
+    seal: Option<Arc<Seal>>,
 }
 
 impl RedisBackend {
@@ -127,8 +148,71 @@ impl RedisBackend {
             stop,
             namespace: namespace.to_string(),
             script: Arc::new(bucket::script()),
+            read_script: Arc::new(redis::Script::new(BOUNDED_GET)),
             background: Arc::new(Semaphore::new(MAX_BACKGROUND)),
+            seal: None,
         }
+    }
+
+    /// The team tier `settings` describe; `None` (with a warning naming the variable, never its
+    /// value) when they ask for a secret that is not there.
+    pub fn open_team(settings: &super::RedisSettings, op_timeout: Duration) -> Option<RedisBackend> {
+        let secret = match &settings.key_env {
+            None => None,
+            Some(name) => match std::env::var(name.trim()) {
+                Ok(secret) if !secret.trim().is_empty() => Some(secret),
+                _ => {
+                    tracing::warn!(
+                        "[cache] team_key_env names {}, which is not set: the team cache is off",
+                        crate::escape::line(name)
+                    );
+                    return None;
+                }
+            },
+        };
+        let backend = RedisBackend::connect(&settings.url, &settings.namespace, op_timeout);
+        Some(match secret {
+            Some(secret) => backend.sealed(secret.trim().as_bytes()),
+            None => backend,
+        })
+    }
+
+    /// Authenticates every value with `secret` (`[cache] team_key_env`): written values carry
+    /// a MAC, read values without a valid one are ignored. See [`seal`].
+    pub fn sealed(mut self, secret: &[u8]) -> RedisBackend {
+        self.seal = Some(Arc::new(Seal::from_secret(secret)));
+        self
+    }
+
+    /// A value as Redis returned it, checked: `None` (counted in `rejected`) when it is longer
+    /// than [`MAX_VALUE`] or, with a secret, its MAC is missing or wrong.
+    fn accept(&self, name: &str, value: Vec<u8>, key: &[u8; 32]) -> Option<Vec<u8>> {
+        let opened = if value.len() > MAX_VALUE {
+            None
+        } else {
+            match &self.seal {
+                Some(seal) => seal.open(name, value),
+                None => Some(value),
+            }
+        };
+        if opened.is_none() {
+            Counters::add(&self.shared.counters.rejected, 1);
+            tracing::debug!(key = %keys::short(key), "ignored a team value that is too large or not authenticated");
+        }
+        opened
+    }
+
+    /// Up to [`MAX_VALUE`] + 1 bytes of each key, in order; `None` when Redis did not answer.
+    fn bounded_get(&self, names: Vec<String>) -> Option<Vec<Option<Vec<u8>>>> {
+        let script = Arc::clone(&self.read_script);
+        self.call(move |mut conn| async move {
+            let mut invocation = script.prepare_invoke();
+            for name in &names {
+                invocation.key(name);
+            }
+            invocation.arg(MAX_VALUE);
+            invocation.invoke_async::<Vec<Option<Vec<u8>>>>(&mut conn).await
+        })
     }
 
     pub fn state(&self) -> BackendState {
@@ -154,15 +238,15 @@ impl RedisBackend {
             misses: Counters::get(&counters.misses),
             errors: Counters::get(&counters.errors),
             reconnects: Counters::get(&counters.reconnects),
+            rejected: Counters::get(&counters.rejected),
         }
     }
 
     /// `None` on a miss, on a timeout (bounded by `op_timeout`) and at once when not Up.
     pub fn get(&self, key: &[u8; 32]) -> Option<Vec<u8>> {
         let name = keys::cache(&self.namespace, key);
-        let value = self.call(move |mut conn| async move {
-            redis::cmd("GET").arg(name).query_async::<Option<Vec<u8>>>(&mut conn).await
-        })?;
+        let answer = self.bounded_get(vec![name.clone()])?;
+        let value = answer.into_iter().next().flatten().and_then(|value| self.accept(&name, value, key));
         let counter = if value.is_some() { &self.shared.counters.hits } else { &self.shared.counters.misses };
         Counters::add(counter, 1);
         if value.is_none() {
@@ -177,13 +261,15 @@ impl RedisBackend {
             return Vec::new();
         }
         let names: Vec<String> = keys.iter().map(|key| keys::cache(&self.namespace, key)).collect();
-        let answer = self.call(move |mut conn| async move {
-            redis::cmd("MGET").arg(names).query_async::<Vec<Option<Vec<u8>>>>(&mut conn).await
-        });
-        let Some(mut values) = answer else {
+        let Some(mut values) = self.bounded_get(names.clone()) else {
             return vec![None; keys.len()];
         };
         values.resize(keys.len(), None);
+        let values: Vec<Option<Vec<u8>>> = values
+            .into_iter()
+            .zip(names.iter().zip(keys))
+            .map(|(value, (name, key))| value.and_then(|value| self.accept(name, value, key)))
+            .collect();
         let hits = values.iter().filter(|value| value.is_some()).count() as u64;
         Counters::add(&self.shared.counters.hits, hits);
         Counters::add(&self.shared.counters.misses, keys.len() as u64 - hits);
@@ -194,7 +280,15 @@ impl RedisBackend {
     /// dropped when not Up.
     pub fn put(&self, key: &[u8; 32], value: &[u8], ttl: Duration) {
         let name = keys::cache(&self.namespace, key);
-        let value = value.to_vec();
+        let value = match &self.seal {
+            Some(seal) => seal.seal(&name, value.to_vec()),
+            None => value.to_vec(),
+        };
+        if value.len() > MAX_VALUE {
+            // Every reader would reject it; not worth the bandwidth.
+            tracing::debug!(key = %keys::short(key), bytes = value.len(), "team value too large; not shared");
+            return;
+        }
         let secs = keys::ttl_secs(ttl);
         let short = keys::short(key);
         self.background(

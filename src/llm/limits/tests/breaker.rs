@@ -190,5 +190,7 @@ fn only_vendor_failures_count() {
         assert_eq!(failure(answered), Outcome::Success);
     }
     assert_eq!(failure(LlmError::MissingKey { env: "K".into() }), Outcome::Ignored);
+    assert_eq!(failure(LlmError::InsecureEndpoint { host: "h".into() }), Outcome::Ignored);
+    assert_eq!(failure(LlmError::KeyNotForHost { env: "K".into(), host: "h".into() }), Outcome::Ignored);
     assert_eq!(Outcome::of(&Ok(())), Outcome::Success);
 }
