@@ -16,6 +16,7 @@ use tower_lsp_server::ls_types::{
 use super::commands::COMMANDS;
 use super::diagnostics::schedule_review;
 use super::encoding::PositionEncoding;
+use super::messages;
 use super::session::{ClientInfo, Session};
 use crate::config::{self, Config, Layer, Problem};
 use crate::review::Request;
@@ -84,7 +85,7 @@ async fn start_metrics(session: &Arc<Session>) {
         Ok(bound) => *session.metrics_bound.lock().unwrap_or_else(|p| p.into_inner()) = Some(bound),
         Err(e) => {
             tracing::warn!("metrics: {e}");
-            session.client.show_message(MessageType::WARNING, format!("review-lsp: metrics are off: {e}")).await;
+            messages::show(&session.client, MessageType::WARNING, format!("review-lsp: metrics are off: {e}")).await;
         }
     }
 }
@@ -111,9 +112,10 @@ async fn report_problems(session: &Session, problems: &[Problem]) {
     if problems.is_empty() {
         return;
     }
-    let text = problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n");
+    // One line per problem: a key or value cannot pose as a second problem.
+    let text = problems.iter().map(|p| crate::escape::line(&p.to_string()).into_owned()).collect::<Vec<_>>().join("\n");
     tracing::warn!("settings problems:\n{text}");
-    session.client.show_message(MessageType::WARNING, format!("review-lsp settings: {text}")).await;
+    messages::show(&session.client, MessageType::WARNING, format!("review-lsp settings: {text}")).await;
 }
 
 /// Resolves settings from the workspace file and the editor, and installs a new engine.

@@ -11,6 +11,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::{Pos, Report, Reported};
+use crate::escape;
 use crate::review::finding::Severity;
 use crate::review::offline;
 
@@ -218,7 +219,7 @@ fn log(report: &Report) -> Log<'_> {
         .iter()
         .map(|s| Notification {
             level: "warning",
-            message: Message { text: format!("skipped {}: {}", s.path, s.reason).into() },
+            message: Message { text: escape::line(&format!("skipped {}: {}", s.path, s.reason)).into_owned().into() },
             locations: [Location {
                 physical_location: PhysicalLocation { artifact_location: artifact(&s.path), region: None },
             }],
@@ -254,7 +255,7 @@ fn result(r: &Reported, rule_index: usize) -> SarifResult<'_> {
         .fix
         .iter()
         .map(|fix| SarifFix {
-            description: Message { text: format!("Fix for {}", f.rule).into() },
+            description: Message { text: escape::line(&format!("Fix for {}", f.rule)).into_owned().into() },
             artifact_changes: [ArtifactChange {
                 artifact_location: artifact(&r.path),
                 replacements: [Replacement {
@@ -268,7 +269,9 @@ fn result(r: &Reported, rule_index: usize) -> SarifResult<'_> {
         rule_id: &f.rule,
         rule_index,
         level: level(f.severity),
-        message: Message { text: f.message.as_str().into() },
+        // Shown by code-scanning UIs: made safe like any displayed text (the JSON encoding
+        // only covers C0). The fix's inserted text is left exact: it is applied, not shown.
+        message: Message { text: escape::lines(&f.message) },
         locations: [Location {
             physical_location: PhysicalLocation {
                 artifact_location: artifact(&r.path),
