@@ -160,20 +160,51 @@ async fn a_hostile_model_message_and_error_body_are_escaped() {
     assert_eq!(commands, stdout.lines().count(), "every line is a command:\n{stdout}");
     assert!(stdout.contains("::model says a\\u{1b}]0;pwned\\u{7}\\r\\u{202e}b%0A::error file=x::forged"), "{stdout}");
 
-    let error = format!("{{\"error\": {{\"message\": \"bad request {}\"}}}}", HOSTILE.escape_default());
-    let failing = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/v1/chat/completions"))
-        .respond_with(ResponseTemplate::new(400).set_body_raw(error, "application/json"))
-        .mount(&failing)
-        .await;
+    let failing = failing_model().await;
     let out = scan_with_model(repo.path(), &failing, "text").await;
     let stderr = text(&out.stderr);
     assert!(stderr.contains("LLM review unavailable"), "the failure is reported: {stderr}");
-    assert!(stderr.contains("\\u{1b}]0;pwned"), "the provider's message is shown, escaped: {stderr}");
+    assert!(stderr.contains("bad request a\\u{1b}]0;pwned\\u{7} \\u{202e}b ::error"), "shown, escaped: {stderr}");
     assert_clean(&stderr, "stderr with the provider's error");
     for line in stderr.lines() {
         assert!(!line.starts_with("::"), "a stderr line poses as a workflow command: {line}");
+    }
+}
+
+/// A model that turns every request down with a hostile error message.
+async fn failing_model() -> MockServer {
+    let error = json!({"error": {"message": format!("bad request {HOSTILE}\u{1b}[2J")}});
+    model(ResponseTemplate::new(400).set_body_json(error)).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hostile_provider_error_is_escaped_in_show_message() {
+    let failing = failing_model().await;
+    let base = format!("{}/v1", failing.uri());
+    let messages = tokio::task::spawn_blocking(move || {
+        let ws = tempfile::tempdir().unwrap();
+        let options =
+            json!({"review": {"debounce_ms": 20}, "llm": {"provider": "openai", "base_url": base, "model": "m"}});
+        let mut c = LspClient::start(ws.path(), Options { init_options: options, ..Options::default() });
+        let uri = common::file_uri(&ws.path().join("app.py"));
+        c.open(&uri, "python", 1, CODE);
+        let shown = c.wait_for(
+            |m| m["method"] == "window/showMessage" && m.to_string().contains("unavailable"),
+            common::TIMEOUT,
+            "the message that the model is unavailable",
+        );
+        let mut messages = show_messages(&mut c, Duration::from_millis(300));
+        messages.push(shown["params"]["message"].as_str().unwrap().to_string());
+        assert!(c.shutdown().success());
+        messages
+    })
+    .await
+    .unwrap();
+    let unavailable = messages.iter().find(|m| m.contains("unavailable")).unwrap();
+    assert!(unavailable.contains("bad request a\\u{1b}]0;pwned\\u{7} \\u{202e}b ::error"), "{unavailable}");
+    for m in &messages {
+        assert_clean(m, "showMessage");
+        assert!(!m.contains('\n'), "one line: {m:?}");
     }
 }
 
@@ -204,10 +235,14 @@ fn a_hostile_settings_key_is_escaped_in_show_message_and_the_log_file() {
     for m in &messages {
         assert_clean(m, "showMessage");
     }
+    // A document whose language id is hostile: logged (at debug level) as it came.
+    c.open(&common::file_uri(&ws.path().join("notes.txt")), HOSTILE, 1, "text\n");
+    c.request("workspace/executeCommand", json!({"command": "review-lsp.showStats"}));
     assert!(c.shutdown().success());
 
     let named = std::fs::read_to_string(&log).expect("the named log file was written");
     assert!(named.contains("settings problems"), "{named}");
+    assert!(named.contains("not a language we review"), "{named}");
     assert_clean(&named, "the named log file");
     let default = common::default_server_log(ws.path());
     assert!(default.contains("logging to"), "{default}");
