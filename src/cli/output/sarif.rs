@@ -344,7 +344,7 @@ mod tests {
                 fix: Some(ReportedFix {
                     line: 2,
                     end_line: 2,
-                    replacement: "x is None\n".into(),
+                    replacement: "x is None\u{202e}\n".into(),
                     deleted_end: Pos { line: 3, column: 1 },
                 }),
                 finding: Finding {
@@ -352,12 +352,12 @@ mod tests {
                     category: Category::Correctness,
                     severity: Severity::Hint,
                     source: "offline".into(),
-                    message: "m".into(),
+                    message: "m\u{1b}]0;t\u{7}\nnext\u{202e}".into(),
                     span,
                     fix: None,
                 },
             }],
-            skipped: vec![Skipped { path: "b.py".into(), reason: "binary file".into() }],
+            skipped: vec![Skipped { path: "b\r.py".into(), reason: "binary file".into() }],
             root_uri: Some("file:///w/".into()),
             ..Report::default()
         };
@@ -373,8 +373,11 @@ mod tests {
         assert_eq!(res["locations"][0]["physicalLocation"]["region"]["startColumn"], 4);
         let rep = &res["fixes"][0]["artifactChanges"][0]["replacements"][0];
         assert_eq!(rep["deletedRegion"]["endLine"], 3);
-        assert_eq!(rep["insertedContent"]["text"], "x is None\n");
+        // Shown text is escaped (line breaks kept); the fix is applied, so it stays exact.
+        assert_eq!(res["message"]["text"], "m\\u{1b}]0;t\\u{7}\nnext\\u{202e}");
+        assert_eq!(rep["insertedContent"]["text"], "x is None\u{202e}\n");
         let note = &run["invocations"][0]["toolExecutionNotifications"][0];
-        assert_eq!(note["locations"][0]["physicalLocation"]["artifactLocation"]["uri"], "b.py");
+        assert_eq!(note["message"]["text"], "skipped b\\r.py: binary file");
+        assert_eq!(note["locations"][0]["physicalLocation"]["artifactLocation"]["uri"], "b%0D.py");
     }
 }
