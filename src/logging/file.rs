@@ -118,7 +118,9 @@ fn ensure_parent(path: &Path) -> io::Result<()> {
     if parent.is_dir() {
         return Ok(());
     }
-    if owned(parent) {
+    let owned_dirs: Vec<PathBuf> =
+        [Some(crate::config::default_cache_dir()), state_dir()].into_iter().flatten().collect();
+    if inside_any(parent, &owned_dirs) {
         return std::fs::create_dir_all(parent);
     }
     Err(io::Error::new(
@@ -132,15 +134,14 @@ fn ensure_parent(path: &Path) -> io::Result<()> {
     ))
 }
 
-/// True when `dir` is lexically inside the cache or state directory. A `..` anywhere makes
-/// it false rather than something to resolve.
-fn owned(dir: &Path) -> bool {
+/// True when `dir` is lexically inside one of `roots`. A `..` anywhere makes it false rather
+/// than something to resolve.
+fn inside_any(dir: &Path, roots: &[PathBuf]) -> bool {
     if dir.components().any(|c| c == Component::ParentDir) {
         return false;
     }
     let Ok(dir) = std::path::absolute(dir) else { return false };
-    let roots = [Some(crate::config::default_cache_dir()), state_dir()];
-    roots.into_iter().flatten().filter_map(|root| std::path::absolute(root).ok()).any(|root| dir.starts_with(root))
+    roots.iter().filter_map(|root| std::path::absolute(root).ok()).any(|root| dir.starts_with(root))
 }
 
 #[cfg(test)]
@@ -200,6 +201,16 @@ mod tests {
         assert!(refused(&missing).contains("does not exist"));
         assert!(!dir.path().join("new").exists(), "no folder created outside the owned ones");
         assert!(refused(&dir.path().join("x/../review.log")).contains("does not exist"));
+    }
+
+    #[test]
+    fn folders_are_created_only_inside_owned_ones() {
+        let roots = [PathBuf::from("/home/u/.cache/review-lsp"), PathBuf::from("/home/u/.local/state/review-lsp")];
+        assert!(inside_any(Path::new("/home/u/.cache/review-lsp/logs/a"), &roots));
+        assert!(inside_any(Path::new("/home/u/.local/state/review-lsp"), &roots));
+        assert!(!inside_any(Path::new("/home/u/.cache/review-lsp/../../.bashrc.d"), &roots));
+        assert!(!inside_any(Path::new("/home/u/.cache/review-lsp-evil"), &roots));
+        assert!(!inside_any(Path::new("/etc/cron.d"), &roots));
     }
 
     #[test]
