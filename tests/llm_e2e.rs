@@ -245,8 +245,7 @@ async fn anthropic_and_gemini_work_end_to_end_through_scan_and_the_server() {
             loop {
                 let codes = common::codes(&c.diagnostics(&uri, Some(1)));
                 if codes.contains(&"python/security/llm".to_string()) {
-                    let log = std::fs::read_to_string(root.join(".test-cache/review-lsp/logs/review-lsp.log"))
-                        .unwrap_or_default();
+                    let log = common::default_server_log(&root);
                     assert!(
                         !log.contains("test-anthropic-key-value") && !log.contains("test-gemini-key-value"),
                         "a key reached the log"

@@ -267,6 +267,8 @@ fn close_clears_and_bad_traffic_does_not_hurt() {
 #[test]
 fn log_file_setting_moves_the_server_log() {
     let ws = workspace();
+    // A named log file's folder must exist: only the cache and state folders get created.
+    std::fs::create_dir(ws.path().join("logs")).unwrap();
     let log = ws.path().join("logs/custom.log");
     let mut c =
         LspClient::start(ws.path(), Options { init_options: json!({"log": {"file": log}}), ..Options::default() });

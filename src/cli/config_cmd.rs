@@ -92,15 +92,15 @@ pub fn trust(args: &TrustArgs) -> Result<ExitCode, String> {
         } else {
             format!("{} was not trusted", escape::path(dir))
         };
-        eprintln!("{message}");
+        super::output::stderr::say(message);
         return Ok(ExitCode::SUCCESS);
     }
     let dir = args.dir.as_deref().unwrap_or(Path::new("."));
     let canonical = store.trust(dir)?;
-    eprintln!(
+    super::output::stderr::say(format_args!(
         "trusted: {} with its current {} (any change to that file makes it untrusted again)",
         escape::path(&canonical),
         config::CONFIG_FILE_NAME
-    );
+    ));
     Ok(ExitCode::SUCCESS)
 }

@@ -35,11 +35,12 @@ pub async fn report(planned_files: usize) {
         let line = describe(planned_files, sent, waiting.as_ref());
         match &bar {
             Some(bar) => {
-                bar.set_message(line);
+                // The limit's name holds a settings value (the endpoint URL).
+                bar.set_message(crate::escape::line(&line).into_owned());
                 bar.tick();
             }
             None if waiting.is_some() && last_line.is_none_or(|t| t.elapsed() >= LOG_EVERY) => {
-                eprintln!("{line}");
+                super::output::stderr::say(&line);
                 last_line = Some(Instant::now());
             }
             None if waiting.is_none() => last_line = None,

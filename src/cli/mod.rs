@@ -132,6 +132,8 @@ pub enum Format {
     Text,
     Json,
     Sarif,
+    /// GitHub Actions workflow commands: one annotation per finding.
+    Github,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -183,7 +185,7 @@ fn finish(result: Result<ExitCode, String>) -> ExitCode {
     match result {
         Ok(code) => code,
         Err(message) => {
-            eprintln!("error: {message}");
+            output::stderr::error(message);
             ExitCode::from(EXIT_USAGE)
         }
     }
@@ -195,7 +197,7 @@ fn serve(options: crate::server::ServeOptions) -> ExitCode {
     match crate::server::serve_stdio(options) {
         Ok(never) => match never {},
         Err(err) => {
-            eprintln!("review-lsp: {err:#}");
+            output::stderr::say(format_args!("review-lsp: {err:#}"));
             ExitCode::FAILURE
         }
     }

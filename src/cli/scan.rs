@@ -21,7 +21,7 @@ use std::time::Instant;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio_util::sync::CancellationToken;
 
-use super::output::{self, Report, Reported, Skipped};
+use super::output::{self, Report, Reported, Skipped, stderr};
 use super::{EXIT_USAGE, Format, ScanArgs};
 use crate::config::{self, Config, Layer};
 use crate::llm::limits::Priority;
@@ -36,7 +36,7 @@ pub fn run(args: &ScanArgs) -> ExitCode {
     match scan(args) {
         Ok(code) => code,
         Err(message) => {
-            eprintln!("error: {message}");
+            stderr::error(message);
             ExitCode::from(EXIT_USAGE)
         }
     }
@@ -56,11 +56,11 @@ fn scan(args: &ScanArgs) -> Result<ExitCode, String> {
     let config = resolved.config;
     // Before anything is read or sent: the user (or a CI log) sees where the code goes.
     for destination in routing.destinations() {
-        eprintln!("review-lsp: {destination}");
+        stderr::say(format!("review-lsp: {destination}"));
     }
     llm_agents::configure(&config.limits, &config.budget);
     for problem in problems {
-        eprintln!("warning: {problem}");
+        stderr::warning(problem);
     }
 
     // Opened even without caching: it also keeps the daily spend, which must persist.
@@ -93,7 +93,10 @@ fn scan(args: &ScanArgs) -> Result<ExitCode, String> {
                 }
                 for why in &outcome.llm_unavailable {
                     // Named, so a user (or a test) can tell which files lack the model's review.
-                    eprintln!("warning: LLM review unavailable for {}: {why}", output::relative_path(&root, file));
+                    stderr::warning(format_args!(
+                        "LLM review unavailable for {}: {why}",
+                        output::relative_path(&root, file)
+                    ));
                 }
                 report.findings.extend(findings);
             }
@@ -105,10 +108,10 @@ fn scan(args: &ScanArgs) -> Result<ExitCode, String> {
     report.stats.duration_ms = started.elapsed().as_millis() as u64;
 
     for s in &report.skipped {
-        eprintln!("skipped {}: {}", s.path, s.reason);
+        stderr::say(format_args!("skipped {}: {}", s.path, s.reason));
     }
     if files.is_empty() {
-        eprintln!("warning: no files to review under {}", display_paths(&args.paths));
+        stderr::warning(format_args!("no files to review under {}", display_paths(&args.paths)));
     }
 
     keep_artifacts(&store, &report, &root, &engine, &config);
@@ -194,7 +197,7 @@ fn load_config(explicit: Option<&Path>, root: &Path, args: &ScanArgs) -> Result<
     );
     let resolved = config::load(sources);
     for warning in resolved.warnings() {
-        eprintln!("warning: {warning}");
+        stderr::warning(warning);
     }
     Ok(resolved)
 }
@@ -231,11 +234,11 @@ fn run_llm_agents(engine: &Engine, results: &mut [FileResult]) -> Vec<CallRecord
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("warning: cannot start the async runtime for LLM calls ({e}); offline findings only");
+            stderr::warning(format_args!("cannot start the async runtime for LLM calls ({e}); offline findings only"));
             return Vec::new();
         }
     };
-    eprintln!("sending {} files to the LLM agents", work.len());
+    stderr::say(format_args!("sending {} files to the LLM agents", work.len()));
     let cache = engine.cache().cloned();
     let cancel = CancellationToken::new();
     let llm_started = Instant::now();
@@ -357,16 +360,16 @@ fn print(report: &Report, format: Format) -> io::Result<()> {
             output::text::write(report, &mut out)?;
             out.flush()
         }
-        Format::Json | Format::Sarif => {
-            let mut out = io::BufWriter::new(io::stdout().lock());
-            if format == Format::Json {
-                output::json::write(report, &mut out)?;
-            } else {
-                output::sarif::write(report, &mut out)?;
-            }
-            out.flush()
-        }
+        Format::Json => print_plain(report, output::json::write),
+        Format::Sarif => print_plain(report, output::sarif::write),
+        Format::Github => print_plain(report, output::github::write),
     }
+}
+
+fn print_plain(report: &Report, write: fn(&Report, &mut dyn Write) -> io::Result<()>) -> io::Result<()> {
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    write(report, &mut out)?;
+    out.flush()
 }
 
 fn display_paths(paths: &[PathBuf]) -> String {

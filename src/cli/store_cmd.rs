@@ -90,10 +90,16 @@ fn open(root: &Path) -> Result<Store, String> {
     sources.trust_workspace = config::trust_from_env();
     let resolved = config::load(sources);
     for warning in resolved.warnings() {
-        eprintln!("warning: {warning}");
+        super::output::stderr::warning(warning);
     }
     let config: Config = resolved.config;
     Ok(Store::open(&config.cache.resolved_dir(), root, &config.cache.store_settings()))
+}
+
+/// Text for people (tables, the markdown summary): roots, models and outcomes come from
+/// settings and stored reports, so control characters are escaped; line breaks stay.
+fn emit_text(text: &str) -> Result<ExitCode, String> {
+    emit(&crate::escape::lines(text))
 }
 
 pub(super) fn emit(text: &str) -> Result<ExitCode, String> {
@@ -122,7 +128,7 @@ pub fn cache(args: &StoreArgs, action: &CacheAction) -> Result<ExitCode, String>
                 .as_ref()
                 .map_or("memory only (the file is unusable; see the log)".into(), |p| p.display().to_string());
             let size = s.bytes.map_or("unknown (busy)".into(), |b| format!("{:.1} MiB", b as f64 / 1048576.0));
-            emit(&format!(
+            emit_text(&format!(
                 "store: {where_}\nentries: {}\nsize: {size} of {:.0} MiB\n",
                 s.entries,
                 s.max_bytes as f64 / 1048576.0
@@ -162,16 +168,16 @@ pub fn report(args: &StoreArgs, action: &ReportAction) -> Result<ExitCode, Strin
             if reports.is_empty() {
                 out = "no reports yet: `review-lsp scan` keeps one per run\n".into();
             }
-            emit(&out)
+            emit_text(&out)
         }
         ReportAction::Show { id, format } => {
             let report =
                 store.report(*id).ok_or_else(|| format!("no report {id}; `review-lsp report list` shows them"))?;
-            emit(match format {
-                ReportFormat::Json => &report.json,
-                ReportFormat::Sarif => &report.sarif,
-                ReportFormat::Md => &report.markdown,
-            })
+            match format {
+                ReportFormat::Json => emit(&report.json),
+                ReportFormat::Sarif => emit(&report.sarif),
+                ReportFormat::Md => emit_text(&report.markdown),
+            }
         }
     }
 }
@@ -197,7 +203,7 @@ pub fn history(args: &StoreArgs, history: &HistoryArgs) -> Result<ExitCode, Stri
             r.outcome
         );
     }
-    emit(&out)
+    emit_text(&out)
 }
 
 /// `2h`, `7d` (ago) or a date / RFC 3339 time, to unix seconds.

@@ -17,7 +17,8 @@ pub async fn guarded<T>(what: &str, session: &Session, fut: impl Future<Output =
         Err(panic) => {
             let message = panic_message(&*panic);
             tracing::error!("{what} panicked: {message}");
-            session.client.show_message(MessageType::ERROR, format!("review-lsp: {what} failed: {message}")).await;
+            super::messages::show(&session.client, MessageType::ERROR, format!("review-lsp: {what} failed: {message}"))
+                .await;
             Err(Error { message: format!("{what} failed: {message}").into(), ..Error::internal_error() })
         }
     }

@@ -14,6 +14,7 @@ use tower_lsp_server::ls_types::{
 
 use super::commands::COMMANDS;
 use super::encoding::PositionEncoding;
+use super::messages;
 use super::session::{ClientInfo, Session};
 use super::settings;
 use crate::config::Layer;
@@ -94,7 +95,7 @@ async fn start_metrics(session: &Arc<Session>) {
         Ok(bound) => *session.metrics_bound.lock().unwrap_or_else(|p| p.into_inner()) = Some(bound),
         Err(e) => {
             tracing::warn!("metrics: {e}");
-            session.client.show_message(MessageType::WARNING, format!("review-lsp: metrics are off: {e}")).await;
+            messages::show(&session.client, MessageType::WARNING, format!("review-lsp: metrics are off: {e}")).await;
         }
     }
 }

@@ -21,6 +21,6 @@ pub async fn record_calls(session: &Session, engine: &Engine, calls: &[CallRecor
     let destinations = engine.routing().destinations();
     if first && !destinations.is_empty() {
         let message = format!("review-lsp: {}", destinations.join("; "));
-        session.client.show_message(MessageType::INFO, message).await;
+        super::messages::show(&session.client, MessageType::INFO, message).await;
     }
 }

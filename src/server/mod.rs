@@ -11,6 +11,7 @@ mod folders;
 mod guard;
 mod lifecycle;
 mod llm_notice;
+mod messages;
 pub mod metrics_http;
 mod scan;
 mod session;
@@ -56,7 +57,7 @@ impl Backend {
         let c = client.clone();
         let on_panic: PanicHook = Arc::new(move |message| {
             let c = c.clone();
-            tokio::spawn(async move { c.show_message(MessageType::ERROR, format!("review-lsp: {message}")).await });
+            tokio::spawn(async move { messages::show(&c, MessageType::ERROR, format!("review-lsp: {message}")).await });
         });
         let scheduler = Scheduler::start(workers, on_panic);
         warm_up_rules();
@@ -72,10 +73,8 @@ impl Backend {
     async fn malformed(&self, params: Value) {
         let reason = params.get("reason").and_then(Value::as_str).unwrap_or("unknown");
         tracing::warn!("ignored a malformed message: {reason}");
-        self.session
-            .client
-            .log_message(MessageType::WARNING, format!("review-lsp ignored a malformed message: {reason}"))
-            .await;
+        let text = format!("review-lsp ignored a malformed message: {reason}");
+        messages::log(&self.session.client, MessageType::WARNING, text).await;
     }
 }
 

@@ -177,7 +177,7 @@ impl Session {
             return;
         }
         let message = format!("review-lsp: the LLM agents are unavailable ({why}); offline findings are still shown");
-        self.client.show_message(tower_lsp_server::ls_types::MessageType::WARNING, message).await;
+        super::messages::show(&self.client, tower_lsp_server::ls_types::MessageType::WARNING, message).await;
     }
 
     pub fn totals(&self) -> std::sync::MutexGuard<'_, Totals> {

@@ -123,9 +123,10 @@ pub async fn report_problems(session: &Session, problems: &[Problem]) {
     if problems.is_empty() {
         return;
     }
-    let text = problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n");
-    tracing::warn!("settings problems:\n{}", crate::escape::lines(&text));
-    session.client.show_message(MessageType::WARNING, format!("review-lsp settings: {text}")).await;
+    // One line per problem: a key or value cannot pose as a second problem.
+    let text = problems.iter().map(|p| crate::escape::line(&p.to_string()).into_owned()).collect::<Vec<_>>().join("\n");
+    tracing::warn!("settings problems:\n{text}");
+    super::messages::show(&session.client, MessageType::WARNING, format!("review-lsp settings: {text}")).await;
 }
 
 /// Resolves one folder's settings (user file, its workspace file, the editor) and installs a

@@ -54,11 +54,14 @@ pub fn current(session: &Session) -> StatusParams {
     }
     if let Some(ep) = snapshot.endpoints.iter().find(|e| e.breaker.state == BreakerState::Open) {
         let secs = ep.breaker.open_for_ms.unwrap_or(0).div_ceil(1000);
-        let message = format!("{} is failing; LLM review paused, retrying in {secs} s", ep.endpoint);
+        // Endpoints and limits are named by settings: shown escaped, as every message is.
+        let endpoint = crate::escape::line(&ep.endpoint);
+        let message = format!("{endpoint} is failing; LLM review paused, retrying in {secs} s");
         return StatusParams { state: "breaker_open".into(), reviewing, message };
     }
     if let Some(w) = gate().waiting().into_iter().next().filter(|w| w.wait >= RATE_LIMITED_AFTER) {
-        let message = format!("{} calls waiting {} s for the rate limit of {}", w.calls, w.wait.as_secs(), w.limit);
+        let limit = crate::escape::line(&w.limit);
+        let message = format!("{} calls waiting {} s for the rate limit of {limit}", w.calls, w.wait.as_secs());
         return StatusParams { state: "rate_limited".into(), reviewing, message };
     }
     if reviewing > 0 {

@@ -49,15 +49,15 @@ pub fn ask_where_withheld(session: &Arc<Session>, folders: Vec<Arc<Folder>>) {
             if editor_decides || !session.info().message_requests {
                 let message = warning(&folder, &state.withheld, editor_decides);
                 tracing::warn!("{}", crate::escape::line(&message));
-                session.client.show_message(MessageType::WARNING, message).await;
+                super::messages::show(&session.client, MessageType::WARNING, message).await;
                 return;
             }
             let question = question(&folder, &state.withheld);
             let actions = vec![action(TRUST), action(NOT_NOW)];
-            match session.client.show_message_request(MessageType::WARNING, question, Some(actions)).await {
+            match super::messages::ask(&session.client, MessageType::WARNING, question, actions).await {
                 Ok(Some(choice)) if choice.title == TRUST => {
                     if let Err(e) = trust_folder(&session, &folder, Some(&hash)).await {
-                        session.client.show_message(MessageType::ERROR, format!("review-lsp: {e}")).await;
+                        super::messages::show(&session.client, MessageType::ERROR, format!("review-lsp: {e}")).await;
                     }
                 }
                 Ok(_) => tracing::info!(folder = %folder.display(), "workspace not trusted for this session"),

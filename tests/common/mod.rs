@@ -440,3 +440,13 @@ fn offset(text: &str, pos: &Value) -> usize {
     }
     start + line_text.len()
 }
+
+/// The server's default log under `root` as [`LspClient::start`] sets it up: every daily file
+/// in `<XDG_CACHE_HOME>/review-lsp/logs/`, oldest first, joined.
+pub fn default_server_log(root: &Path) -> String {
+    let dir = root.join(".test-cache/review-lsp/logs");
+    let mut files: Vec<PathBuf> =
+        std::fs::read_dir(dir).into_iter().flatten().flatten().map(|e| e.path()).filter(|p| p.is_file()).collect();
+    files.sort();
+    files.iter().map(|p| String::from_utf8_lossy(&std::fs::read(p).unwrap_or_default()).into_owned()).collect()
+}

@@ -1,11 +1,14 @@
 //! Owns what every `scan` report format shares: the [`Report`] model and the conversion of
 //! engine positions (0-based lines, UTF-8 byte columns) to report positions (1-based lines,
-//! 1-based columns in Unicode code points). The formats themselves live in `text`, `json`
-//! and `sarif`; each writes a whole [`Report`] to stdout.
+//! 1-based columns in Unicode code points). The formats themselves live in `text`, `json`,
+//! `sarif` and `github`; each writes a whole [`Report`] to stdout. Lines for people on stderr
+//! go through `stderr`.
 
+pub mod github;
 pub mod json;
 pub mod markdown;
 pub mod sarif;
+pub mod stderr;
 pub mod text;
 
 use std::path::{Component, Path};

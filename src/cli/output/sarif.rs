@@ -11,6 +11,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::{Pos, Report, Reported};
+use crate::escape;
 use crate::review::finding::Severity;
 use crate::review::offline;
 
@@ -218,7 +219,7 @@ fn log(report: &Report) -> Log<'_> {
         .iter()
         .map(|s| Notification {
             level: "warning",
-            message: Message { text: format!("skipped {}: {}", s.path, s.reason).into() },
+            message: Message { text: escape::line(&format!("skipped {}: {}", s.path, s.reason)).into_owned().into() },
             locations: [Location {
                 physical_location: PhysicalLocation { artifact_location: artifact(&s.path), region: None },
             }],
@@ -254,7 +255,7 @@ fn result(r: &Reported, rule_index: usize) -> SarifResult<'_> {
         .fix
         .iter()
         .map(|fix| SarifFix {
-            description: Message { text: format!("Fix for {}", f.rule).into() },
+            description: Message { text: escape::line(&format!("Fix for {}", f.rule)).into_owned().into() },
             artifact_changes: [ArtifactChange {
                 artifact_location: artifact(&r.path),
                 replacements: [Replacement {
@@ -268,7 +269,9 @@ fn result(r: &Reported, rule_index: usize) -> SarifResult<'_> {
         rule_id: &f.rule,
         rule_index,
         level: level(f.severity),
-        message: Message { text: f.message.as_str().into() },
+        // Shown by code-scanning UIs: made safe like any displayed text (the JSON encoding
+        // only covers C0). The fix's inserted text is left exact: it is applied, not shown.
+        message: Message { text: escape::lines(&f.message) },
         locations: [Location {
             physical_location: PhysicalLocation {
                 artifact_location: artifact(&r.path),
@@ -341,7 +344,7 @@ mod tests {
                 fix: Some(ReportedFix {
                     line: 2,
                     end_line: 2,
-                    replacement: "x is None\n".into(),
+                    replacement: "x is None\u{202e}\n".into(),
                     deleted_end: Pos { line: 3, column: 1 },
                 }),
                 finding: Finding {
@@ -349,12 +352,12 @@ mod tests {
                     category: Category::Correctness,
                     severity: Severity::Hint,
                     source: "offline".into(),
-                    message: "m".into(),
+                    message: "m\u{1b}]0;t\u{7}\nnext\u{202e}".into(),
                     span,
                     fix: None,
                 },
             }],
-            skipped: vec![Skipped { path: "b.py".into(), reason: "binary file".into() }],
+            skipped: vec![Skipped { path: "b\r.py".into(), reason: "binary file".into() }],
             root_uri: Some("file:///w/".into()),
             ..Report::default()
         };
@@ -370,8 +373,11 @@ mod tests {
         assert_eq!(res["locations"][0]["physicalLocation"]["region"]["startColumn"], 4);
         let rep = &res["fixes"][0]["artifactChanges"][0]["replacements"][0];
         assert_eq!(rep["deletedRegion"]["endLine"], 3);
-        assert_eq!(rep["insertedContent"]["text"], "x is None\n");
+        // Shown text is escaped (line breaks kept); the fix is applied, so it stays exact.
+        assert_eq!(res["message"]["text"], "m\\u{1b}]0;t\\u{7}\nnext\\u{202e}");
+        assert_eq!(rep["insertedContent"]["text"], "x is None\u{202e}\n");
         let note = &run["invocations"][0]["toolExecutionNotifications"][0];
-        assert_eq!(note["locations"][0]["physicalLocation"]["artifactLocation"]["uri"], "b.py");
+        assert_eq!(note["message"]["text"], "skipped b\\r.py: binary file");
+        assert_eq!(note["locations"][0]["physicalLocation"]["artifactLocation"]["uri"], "b%0D.py");
     }
 }

@@ -1,13 +1,15 @@
 //! Owns `scan --format text`, the default: one ruff-like line per finding,
 //! `path:line:col: severity[rule] message`, then a summary line. It always writes styles;
 //! the caller's `anstream` stream strips them when stdout is not a terminal (or `NO_COLOR`).
-//! Skip messages are not part of it: they go to stderr whatever the format.
+//! Skip messages are not part of it: they go to stderr whatever the format. Paths, rule ids
+//! and messages are outside text, escaped to one line each ([`crate::escape::line`]).
 
 use std::io::{self, Write};
 
 use anstyle::{AnsiColor, Style};
 
 use super::Report;
+use crate::escape;
 use crate::review::finding::Severity;
 
 const PATH: Style = Style::new().bold();
@@ -30,12 +32,12 @@ pub fn write(report: &Report, out: &mut dyn Write) -> io::Result<()> {
         write!(
             out,
             "{PATH}{}{PATH:#}:{}:{}: {sev}{}{sev:#}{DIM}[{}]{DIM:#} {}",
-            r.path,
+            escape::line(&r.path),
             r.start.line,
             r.start.column,
             f.severity.as_str(),
-            f.rule,
-            f.message,
+            escape::line(&f.rule),
+            escape::line(&f.message),
         )?;
         if r.fix.is_some() {
             write!(out, " {DIM}(fix available){DIM:#}")?;
