@@ -47,6 +47,11 @@ fn check_one(f: &Finding, expected: &Expected) -> Result<(), &'static str> {
     if f.rule.is_empty() || f.rule.chars().count() > MAX_ID_CHARS || f.message.chars().count() > MAX_MESSAGE_CHARS {
         return Err("rule or message too long");
     }
+    // "Ignore this finding" writes the rule id into the user's file as a comment: an id with a
+    // line break (or a bracket that ends the marker) would insert code there.
+    if !f.rule.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_' | '.')) {
+        return Err("rule id with characters no rule has");
+    }
     let span = f.span;
     if (span.start_line, span.start_col) > (span.end_line, span.end_col) {
         return Err("span ends before it starts");
@@ -116,6 +121,8 @@ mod tests {
         assert_eq!(check_on(&huge), Err("too many findings"));
         let long = Finding { message: "m".repeat(5000), ..finding(1, None) };
         assert_eq!(check_on(&[long]), Err("rule or message too long"));
+        let injected = Finding { rule: "python/x]\nimport os; os.system('id')  # [".into(), ..finding(1, None) };
+        assert_eq!(check_on(&[injected]), Err("rule id with characters no rule has"));
         let backwards =
             Finding { span: Span { start_line: 2, start_col: 0, end_line: 1, end_col: 0 }, ..finding(1, None) };
         assert_eq!(check_on(&[backwards]), Err("span ends before it starts"));

@@ -24,7 +24,8 @@ pub fn code_actions(session: &Session, params: CodeActionParams) -> Vec<CodeActi
             actions.push(action(format!("Fix: {}", first_line(&diagnostic.message)), &uri, edit, diagnostic, true));
         }
         if let Some(edit) = suppression_edit(session, &uri, diagnostic.range.start.line, &data.rule) {
-            actions.push(action(format!("Ignore this finding ({})", data.rule), &uri, edit, diagnostic, false));
+            let title = format!("Ignore this finding ({})", crate::escape::line(&data.rule));
+            actions.push(action(title, &uri, edit, diagnostic, false));
         }
     }
     actions
@@ -58,6 +59,7 @@ fn action(title: String, uri: &Uri, edit: TextEdit, diagnostic: &Diagnostic, pre
     })
 }
 
-fn first_line(message: &str) -> &str {
-    message.lines().next().unwrap_or(message)
+/// The message's first line, escaped: a title is one line, and the message is outside text.
+fn first_line(message: &str) -> String {
+    crate::escape::line(message.lines().next().unwrap_or(message)).into_owned()
 }

@@ -55,9 +55,11 @@ pub fn to_diagnostic(doc: &TextDocument, finding: &Finding, enc: PositionEncodin
     Diagnostic {
         range,
         severity: Some(severity(finding.severity)),
-        code: Some(NumberOrString::String(finding.rule.clone())),
+        // Rule ids and messages can come from a model or the team's Redis: shown escaped, since
+        // a terminal editor (Neovim, Helix) would otherwise act on their control characters.
+        code: Some(NumberOrString::String(crate::escape::line(&finding.rule).into_owned())),
         source: Some(SOURCE.to_string()),
-        message: finding.message.clone(),
+        message: crate::escape::lines(&finding.message).into_owned(),
         data: serde_json::to_value(data).ok(),
         ..Default::default()
     }
