@@ -314,10 +314,10 @@ fn a_fifo_named_on_the_command_line_is_skipped_promptly() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "a.py", NONE_CMP);
     let fifo = dir.path().join("pipe.py");
-    let status = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    let status = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
     assert!(status.success());
     let cache = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_review-lsp"))
+    let mut child = common::command()
         .args(["scan", "pipe.py", "a.py", "--format", "json", "--fail-on", "none"])
         .current_dir(dir.path())
         .env("XDG_CACHE_HOME", cache.path())

@@ -202,7 +202,7 @@ async fn run_llm(
     let shown = shown_path(folder, uri);
     let work = vec![FileWork { path: shown, text: text.clone(), language, jobs: std::mem::take(&mut outcome.jobs) }];
     let report = llm_agents::run(engine.routing(), engine.cache().map(|c| &**c), &work, priority, token).await;
-    super::llm_notice::record_calls(session, engine, &report.calls).await;
+    super::llm_notice::record_calls(session, &engine, &report.calls).await;
     if token.is_cancelled() {
         return None;
     }

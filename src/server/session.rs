@@ -19,6 +19,7 @@ use crate::config::{Layer, Problem};
 use crate::review::Outcome;
 use crate::review::llm_agents::CallRecord;
 use crate::scheduler::Scheduler;
+use crate::store::Store;
 use crate::syntax::Language;
 
 /// What a review task needs from a document, copied out under the lock.
