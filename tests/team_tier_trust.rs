@@ -10,7 +10,7 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use common::redis::RedisServer;
 use serde_json::{Value, json};
@@ -27,18 +27,25 @@ fn source_text() -> String {
     text
 }
 
+/// The team's Redis (and secret) are the user's own settings: they live in the user config
+/// file, where a repository cannot put them (`user_config`, read by [`scan`]).
 fn project(dir: &Path, redis: &str, extra: &str) {
     std::fs::write(dir.join("m.py"), source_text()).unwrap();
-    std::fs::write(dir.join("review-lsp.toml"), format!("[cache]\nredis_url = \"{redis}\"\n{extra}")).unwrap();
+    std::fs::write(user_config(dir), format!("[cache]\nredis_url = \"{redis}\"\n{extra}")).unwrap();
+}
+
+fn user_config(dir: &Path) -> std::path::PathBuf {
+    dir.join(".user-config.toml")
 }
 
 /// `scan --fail-on error` on a machine of its own (`cache`: a fresh redb), with `secret` in
 /// the team secret variable when given.
 fn scan(dir: &Path, cache: &str, secret: Option<&str>) -> Output {
-    let mut command = Command::new(common::bin());
+    let mut command = common::command();
     command
         .args(["scan", ".", "--format", "json", "--fail-on", "error"])
         .current_dir(dir)
+        .env("REVIEW_LSP_CONFIG", user_config(dir))
         .env("XDG_CACHE_HOME", dir.join(cache))
         .env_remove(SECRET_VAR);
     if let Some(secret) = secret {

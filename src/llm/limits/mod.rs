@@ -122,6 +122,15 @@ pub trait SharedQuota: Send + Sync {
 
 /// Longest single sleep for the shared quota, so settings changes and cancellation are seen.
 const SHARED_WAIT_STEP: Duration = Duration::from_secs(5);
+/// Longest a call waits on one shared bucket in all. The wait comes from Redis, which is outside
+/// input: a hostile or broken one could say "wait" forever. An honest bucket admits one request
+/// within a minute and a call's tokens within a minute per `tokens_per_minute` they need, so
+/// past this bound (twice that, plus a minute for the team's contention) the sharing is given
+/// up for this call and the local buckets alone decide.
+fn shared_wait_bound(rates: Rates, tokens: u64) -> Duration {
+    let token_minutes = if rates.tokens_per_minute > 0 { tokens.div_ceil(rates.tokens_per_minute) } else { 0 };
+    Duration::from_secs(60 * (3 + 2 * token_minutes.min(60)))
+}
 
 /// State changes the editor may want to show.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -240,10 +249,20 @@ impl Gate {
         for (bucket, rates) in self.shared_buckets(ep) {
             // Only the endpoint meters tokens; the others count requests.
             let tokens = if bucket.starts_with("endpoint:") { tokens } else { 0 };
+            let bound = shared_wait_bound(rates, tokens);
+            let mut waited = Duration::ZERO;
             loop {
                 match quota.acquire(&bucket, rates, tokens).await {
                     Ok(wait) if wait.is_zero() => break,
-                    Ok(wait) => tokio::time::sleep(wait.min(SHARED_WAIT_STEP)).await,
+                    Ok(_) if waited >= bound => {
+                        tracing::warn!(bucket = %crate::escape::line(&bucket), ?waited, "the shared quota kept the call waiting past any honest bound; going on with the local limits");
+                        return;
+                    }
+                    Ok(wait) => {
+                        let step = wait.min(SHARED_WAIT_STEP);
+                        tokio::time::sleep(step).await;
+                        waited += step;
+                    }
                     Err(()) => return,
                 }
             }

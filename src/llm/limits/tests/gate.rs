@@ -230,3 +230,29 @@ fn settings_defaults_and_toml() {
     assert_eq!(named.resolved_user(), "ana");
     assert!(!LimitSettings::default().resolved_user().is_empty());
 }
+
+/// A shared quota that always says "wait": what a hostile or broken team Redis can answer.
+struct ForeverWait(AtomicU32);
+
+impl SharedQuota for ForeverWait {
+    fn acquire<'a>(&'a self, _: &'a str, _: Rates, _: u64) -> futures::future::BoxFuture<'a, Result<Duration, ()>> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Box::pin(async { Ok(Duration::from_secs(3600)) })
+    }
+    fn correct(&self, _: &str, _: Rates, _: i64) {}
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_shared_quota_that_never_admits_cannot_hold_a_call_forever() {
+    let (gate, _) = gate(LimitSettings::default(), None);
+    let quota = Arc::new(ForeverWait(AtomicU32::new(0)));
+    gate.set_shared_quota(Some(quota.clone()));
+    let calls = Arc::new(AtomicU32::new(0));
+    let started = tokio::time::Instant::now();
+    let result = run(&gate, Priority::Active, &calls, |_| Ok(done(10, 5))).await;
+    assert!(result.is_ok(), "{result:?}");
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "the call still went, under the local limits");
+    // Three shared buckets (user, endpoint; no tenant by default) at three minutes each at most.
+    assert!(started.elapsed() <= Duration::from_secs(3 * 180 + 5), "{:?}", started.elapsed());
+    assert!(quota.0.load(Ordering::SeqCst) > 2, "the quota was asked, and asked again");
+}
