@@ -19,7 +19,7 @@
 //! Run: `cargo bench --bench compare`. External tools are looked up in `TYPOS_LSP=` /
 //! `SEMGREP=`, then in .tools/ (where scripts/install-typos-lsp.sh and install-semgrep.sh put
 //! them), PATH, ~/.cargo/bin, ~/.local/bin and ~/.venvs/semgrep/bin; a row whose tool is
-//! missing says "not installed", unless `COMPARE_REQUIRE_TOOLS=1` (as scripts/test.sh sets it)
+//! missing says "not installed", unless `COMPARE_REQUIRE_TOOLS=1`
 //! makes that an error. Without `--bench` (as `cargo test --all-targets` runs it) every size
 //! shrinks to a smoke run.
 
