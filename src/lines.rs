@@ -39,6 +39,11 @@ impl Locator {
         self.rope.len_bytes() == 0
     }
 
+    /// Whether engine row `row` exists (the text's last row may be empty).
+    pub fn has_row(&self, row: u32) -> bool {
+        (row as usize) < self.rows.as_ref().map_or(self.rope.len_lines(), Vec::len)
+    }
+
     /// The byte where engine row `row` starts; the end of the text past the last row.
     pub fn row_start(&self, row: u32) -> usize {
         let row = row as usize;
