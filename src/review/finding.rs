@@ -120,13 +120,13 @@ impl Fix {
         // findings copied (and searched) the whole line per fix, 900 MB in all.
         let bytes = source.as_bytes();
         let lower = start.saturating_sub(MAX_FIX_BYTES);
-        let line_start = match bytes[lower..start].iter().rposition(|&b| b == b'\n') {
+        let line_start = match memchr::memrchr(b'\n', &bytes[lower..start]) {
             Some(i) => lower + i + 1,
             None if lower == 0 => 0,
             None => return None,
         };
         let upper = end.saturating_add(MAX_FIX_BYTES).min(source.len());
-        let line_end = match bytes[end..upper].iter().position(|&b| b == b'\n') {
+        let line_end = match memchr::memchr(b'\n', &bytes[end..upper]) {
             Some(i) => end + i + 1,
             None if upper == source.len() => source.len(),
             None => return None,
