@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod config;
 pub mod escape;
+pub mod lines;
 pub mod llm;
 pub mod logging;
 pub mod metrics;

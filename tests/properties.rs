@@ -15,6 +15,7 @@ use std::ops::Range;
 
 use proptest::prelude::*;
 use proptest::test_runner::Config as ProptestConfig;
+use review_lsp::lines::Locator;
 use review_lsp::review::finding::{Category, Finding};
 use review_lsp::review::reply::{self, MAX_FIX_LINES, ReplyError, ValidationContext};
 use review_lsp::server::encoding::{PositionEncoding, byte_column_to_position, position_to_char};
@@ -380,52 +381,78 @@ fn tricky_text() -> impl Strategy<Value = String> {
             1 => Just("\t".to_string()),
             2 => Just("\n".to_string()),
             2 => Just("\r\n".to_string()),
+            2 => Just("\r".to_string()),
         ],
         0..40,
     )
     .prop_map(|parts| parts.concat())
 }
 
-/// A line's content (without `\n` or `\r\n`) and its first byte, as the rope splits lines.
-fn rope_lines(rope: &Rope) -> Vec<(usize, String)> {
-    (0..rope.len_lines())
-        .map(|l| {
-            let line = rope.line(l).to_string();
-            let content = line.strip_suffix('\n').map_or(line.as_str(), |l| l.strip_suffix('\r').unwrap_or(l));
-            (rope.line_to_byte(l), content.to_string())
-        })
-        .collect()
+/// The oracle, written from the LSP spec and independent of ropey: each line's first byte
+/// and content, lines ending at `\n`, `\r\n` or a lone `\r`.
+fn spec_lines(text: &str) -> Vec<(usize, String)> {
+    let mut lines = Vec::new();
+    let (mut start, mut i) = (0, 0);
+    let bytes = text.as_bytes();
+    while i < bytes.len() {
+        let width = match (bytes[i], bytes.get(i + 1)) {
+            (b'\r', Some(b'\n')) => 2,
+            (b'\r', _) | (b'\n', _) => 1,
+            _ => 0,
+        };
+        if width == 0 {
+            i += 1;
+            continue;
+        }
+        lines.push((start, text[start..i].to_string()));
+        i += width;
+        start = i;
+    }
+    lines.push((start, text[start..].to_string()));
+    lines
+}
+
+/// The engine's (tree-sitter's) row and byte column of a byte: rows end at `\n` only.
+fn engine_row_col(text: &str, byte: usize) -> (u32, u32) {
+    let before = &text[..byte];
+    let row_start = before.rfind('\n').map_or(0, |i| i + 1);
+    (before.matches('\n').count() as u32, (byte - row_start) as u32)
 }
 
 proptest! {
     #![proptest_config(cases(256))]
 
-    /// For every line and every char boundary of its content: byte column → position →
-    /// char → byte column is the identity, the position's column is the prefix's length in
-    /// the encoding, and the position → char → position way round is the identity too.
+    /// For every line and every char boundary of its content (lines as the spec splits them,
+    /// lone `\r` included): the engine's row/column → position is the spec's line and the
+    /// prefix's length in the encoding, position → char lands on the same byte, and a column
+    /// inside a char or past the line's end clamps.
     #[test]
     fn positions_round_trip_at_every_char_boundary(text in tricky_text()) {
         let rope = Rope::from_str(&text);
-        for (line, (line_start, content)) in rope_lines(&rope).into_iter().enumerate() {
+        let loc = Locator::new(&text);
+        let lines = spec_lines(&text);
+        prop_assert_eq!(rope.len_lines(), lines.len(), "line count of {:?}", text);
+        for (line, (line_start, content)) in lines.into_iter().enumerate() {
             let line = line as u32;
             for (col, _) in content.char_indices().chain(std::iter::once((content.len(), ' '))) {
+                let byte = line_start + col;
+                let (row, row_col) = engine_row_col(&text, byte);
                 for enc in [PositionEncoding::Utf16, PositionEncoding::Utf8] {
-                    let pos = byte_column_to_position(&rope, line, col as u32, enc);
+                    let pos = byte_column_to_position(&loc, row, row_col, enc);
                     let want = match enc {
                         PositionEncoding::Utf16 => content[..col].encode_utf16().count(),
                         PositionEncoding::Utf8 => col,
                     };
                     prop_assert_eq!(pos, Position::new(line, want as u32), "{:?} col {} of {:?}", enc, col, content);
                     let ch = position_to_char(&rope, pos, enc);
-                    prop_assert_eq!(rope.char_to_byte(ch), line_start + col, "{:?} {:?} of {:?}", enc, pos, content);
-                    let back = byte_column_to_position(&rope, line, (rope.char_to_byte(ch) - line_start) as u32, enc);
-                    prop_assert_eq!(back, pos);
+                    prop_assert_eq!(rope.char_to_byte(ch), byte, "{:?} {:?} of {:?}", enc, pos, content);
                 }
             }
             // A column inside a multi-byte char means that char's start; past the end, the end.
             for (col, c) in content.char_indices().filter(|(_, c)| c.len_utf8() > 1) {
-                let inside = byte_column_to_position(&rope, line, col as u32 + 1, PositionEncoding::Utf16);
-                let start = byte_column_to_position(&rope, line, col as u32, PositionEncoding::Utf16);
+                let (row, row_col) = engine_row_col(&text, line_start + col);
+                let inside = byte_column_to_position(&loc, row, row_col + 1, PositionEncoding::Utf16);
+                let start = byte_column_to_position(&loc, row, row_col, PositionEncoding::Utf16);
                 prop_assert_eq!(inside, start, "inside {:?}", c);
             }
             let end = content.encode_utf16().count() as u32;

@@ -278,7 +278,8 @@ fn a_100k_line_file_is_reviewed_in_time() {
     let mut c = LspClient::start(
         root,
         Options {
-            init_options: json!({"review": {"debounce_ms": 50, "max_file_size": 4_000_000}}),
+            // All 10,000 findings shown: the cap (review.max_findings_per_file) is raised too.
+            init_options: json!({"review": {"debounce_ms": 50, "max_file_size": 4_000_000, "max_findings_per_file": 20_000}}),
             ..Options::default()
         },
     );

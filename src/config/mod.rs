@@ -115,6 +115,8 @@ pub struct ReviewSettings {
     pub debounce_ms: u64,
     /// Files larger than this many bytes are skipped with a message.
     pub max_file_size: u64,
+    /// At most this many diagnostics per file in the editor; one more says how many were left out.
+    pub max_findings_per_file: usize,
     /// The agents that may run; the classifier picks among these per chunk.
     pub agents: Vec<Category>,
     /// Rule ids never reported.
@@ -130,6 +132,7 @@ impl Default for ReviewSettings {
         ReviewSettings {
             debounce_ms: 300,
             max_file_size: 1024 * 1024,
+            max_findings_per_file: 500,
             agents: Category::ALL.to_vec(),
             disabled_rules: Vec::new(),
             severity: BTreeMap::new(),

@@ -13,6 +13,7 @@ use super::{Origin, Problem};
 pub const RANGES: &[(&str, f64, f64)] = &[
     ("review.debounce_ms", 0.0, 60_000.0),
     ("review.max_file_size", 1.0, 268_435_456.0),
+    ("review.max_findings_per_file", 1.0, 100_000.0),
     ("review.workers", 0.0, 256.0),
     ("llm.timeout_secs", 1.0, 3_600.0),
     ("llm.max_output_tokens", 1.0, 200_000.0),

@@ -1,89 +1,22 @@
-//! Owns turning findings into LSP diagnostics (with the fix carried in `Diagnostic.data`)
-//! and the review task that publishes them for exactly the version it reviewed.
+//! Owns the review task that publishes an open document's diagnostics for exactly the
+//! version it reviewed (they are built in `diagnostic_build`).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use ropey::Rope;
-use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
-use tower_lsp_server::ls_types::{Diagnostic, DiagnosticSeverity, NumberOrString, Position, Range, Uri};
+use tower_lsp_server::ls_types::Uri;
 
-use super::document::TextDocument;
-use super::encoding::{PositionEncoding, byte_column_to_position, end_of_line};
+use super::diagnostic_build;
 use super::folders::Folder;
 use super::session::Session;
+use crate::lines::Locator;
 use crate::llm::limits::Priority;
-use crate::review::finding::{Finding, Severity};
 use crate::review::llm_agents::{self, FileWork};
 use crate::review::{Engine, Outcome, Request, Source};
 use crate::scheduler::{Job, Lane};
 use crate::syntax::Language;
 use crate::workspace;
-
-pub const SOURCE: &str = "review-lsp";
-
-/// What rides in `Diagnostic.data`: everything a code action needs, so a quick fix is a
-/// pure decode with no lookup and no re-review.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct DiagnosticData {
-    pub rule: String,
-    pub origin: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fix: Option<FixEdit>,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct FixEdit {
-    pub range: Range,
-    #[serde(rename = "newText")]
-    pub new_text: String,
-}
-
-pub fn to_diagnostic(doc: &TextDocument, finding: &Finding, enc: PositionEncoding) -> Diagnostic {
-    let rope = &doc.rope;
-    let s = &finding.span;
-    let range = Range::new(
-        byte_column_to_position(rope, s.start_line, s.start_col, enc),
-        byte_column_to_position(rope, s.end_line, s.end_col, enc),
-    );
-    let fix = finding
-        .fix
-        .as_ref()
-        .map(|f| FixEdit { range: whole_lines(rope, f.start_line, f.end_line, enc), new_text: f.replacement.clone() });
-    let data = DiagnosticData { rule: finding.rule.clone(), origin: finding.source.clone(), fix };
-    Diagnostic {
-        range,
-        severity: Some(severity(finding.severity)),
-        // Rule ids and messages can come from a model or the team's Redis: shown escaped, since
-        // a terminal editor (Neovim, Helix) would otherwise act on their control characters.
-        code: Some(NumberOrString::String(crate::escape::line(&finding.rule).into_owned())),
-        source: Some(SOURCE.to_string()),
-        message: crate::escape::lines(&finding.message).into_owned(),
-        data: serde_json::to_value(data).ok(),
-        ..Default::default()
-    }
-}
-
-/// Lines `first..=last` with their terminators: up to the start of the next line, or the
-/// end of the text when `last` is the final line.
-fn whole_lines(rope: &Rope, first: u32, last: u32, enc: PositionEncoding) -> Range {
-    let start = Position::new(first, 0);
-    // ropey counts one more line than there are line breaks, so a next line exists exactly
-    // when `last` ends with a terminator.
-    let end =
-        if (last as usize) + 1 < rope.len_lines() { Position::new(last + 1, 0) } else { end_of_line(rope, last, enc) };
-    Range::new(start, end)
-}
-
-fn severity(s: Severity) -> DiagnosticSeverity {
-    match s {
-        Severity::Error => DiagnosticSeverity::ERROR,
-        Severity::Warning => DiagnosticSeverity::WARNING,
-        Severity::Info => DiagnosticSeverity::INFORMATION,
-        Severity::Hint => DiagnosticSeverity::HINT,
-    }
-}
 
 /// Queues a review of an open document. `delay` is the debounce (zero on open and save).
 pub fn schedule_review(session: &Arc<Session>, uri: Uri, lane: Lane, delay: Duration, mut request: Request) {
@@ -247,13 +180,14 @@ pub async fn run_blocking(
 }
 
 pub async fn publish_if_current(session: &Session, uri: Uri, version: i32, outcome: &Outcome) {
-    let enc = session.info().encoding;
-    let diagnostics = session.with_documents(|docs| {
-        let doc = docs.get(&uri).filter(|d| d.version == version)?;
-        Some(outcome.findings.iter().map(|f| to_diagnostic(doc, f, enc)).collect::<Vec<_>>())
-    });
-    match diagnostics {
-        Some(diagnostics) => {
+    // The rope is cloned (O(1), shared) under the lock; the diagnostics are built outside it.
+    let rope = session.with_documents(|docs| docs.get(&uri).filter(|d| d.version == version).map(|d| d.rope.clone()));
+    match rope {
+        Some(rope) => {
+            let enc = session.info().encoding;
+            let max = session.folder_of(&uri).engine().settings().max_findings_per_file;
+            let diagnostics =
+                diagnostic_build::build(&Locator::from_rope(rope), Some(version), &outcome.findings, enc, max);
             session.totals().published += 1;
             session.client.publish_diagnostics(uri, diagnostics, Some(version)).await;
         }

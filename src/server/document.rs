@@ -36,10 +36,15 @@ impl TextDocument {
 
     /// The `\r\n` or `\n` this document uses, judged by its first line.
     pub fn newline(&self) -> &'static str {
-        let first = self.rope.line(0);
-        let n = first.len_chars();
-        if n >= 2 && first.char(n - 2) == '\r' && first.char(n - 1) == '\n' { "\r\n" } else { "\n" }
+        newline_of(&self.rope)
     }
+}
+
+/// The `\r\n` or `\n` a text uses, judged by its first line.
+pub fn newline_of(rope: &Rope) -> &'static str {
+    let first = rope.line(0);
+    let n = first.len_chars();
+    if n >= 2 && first.char(n - 2) == '\r' && first.char(n - 1) == '\n' { "\r\n" } else { "\n" }
 }
 
 #[cfg(test)]

@@ -2,6 +2,8 @@
 //! the client offers it) and our rope/byte positions.
 
 use ropey::{Rope, RopeSlice};
+
+use crate::lines::Locator;
 use tower_lsp_server::ls_types::{ClientCapabilities, Position, PositionEncodingKind};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,34 +62,18 @@ pub fn position_to_char(rope: &Rope, pos: Position, enc: PositionEncoding) -> us
     rope.line_to_char(line) + in_line
 }
 
-/// The LSP position of a (0-based line, UTF-8 byte column) location in `rope`.
-pub fn byte_column_to_position(rope: &Rope, line: u32, byte_col: u32, enc: PositionEncoding) -> Position {
-    let l = line as usize;
-    if l >= rope.len_lines() {
-        let last = rope.len_lines().saturating_sub(1);
-        return Position::new(last as u32, encoded_len(line_content(rope, last), enc));
-    }
-    let content = line_content(rope, l);
-    let byte = (byte_col as usize).min(content.len_bytes());
-    let ch = content.byte_to_char(byte);
-    let character = match enc {
-        PositionEncoding::Utf8 => content.char_to_byte(ch),
-        PositionEncoding::Utf16 => content.char_to_utf16_cu(ch),
+/// The LSP position of a byte offset.
+pub fn position_at(loc: &Locator, byte: usize, enc: PositionEncoding) -> Position {
+    let (line, column) = match enc {
+        PositionEncoding::Utf8 => loc.line_and_byte(byte),
+        PositionEncoding::Utf16 => loc.line_and_utf16(byte),
     };
-    Position::new(line, character as u32)
+    Position::new(line as u32, column as u32)
 }
 
-/// The position just past the end of `line`'s content.
-pub fn end_of_line(rope: &Rope, line: u32, enc: PositionEncoding) -> Position {
-    let l = (line as usize).min(rope.len_lines().saturating_sub(1));
-    Position::new(l as u32, encoded_len(line_content(rope, l), enc))
-}
-
-fn encoded_len(slice: RopeSlice<'_>, enc: PositionEncoding) -> u32 {
-    match enc {
-        PositionEncoding::Utf8 => slice.len_bytes() as u32,
-        PositionEncoding::Utf16 => slice.len_utf16_cu() as u32,
-    }
+/// The LSP position of an engine (row, UTF-8 byte column) location.
+pub fn byte_column_to_position(loc: &Locator, row: u32, byte_col: u32, enc: PositionEncoding) -> Position {
+    position_at(loc, loc.offset(row, byte_col), enc)
 }
 
 #[cfg(test)]
@@ -97,9 +83,10 @@ mod tests {
     #[test]
     fn emoji_counts_two_utf16_units_and_four_bytes() {
         let rope = Rope::from_str("a😀b\n");
+        let loc = Locator::from_rope(rope.clone());
         // 'b' is at byte 5, char 2, UTF-16 unit 3.
-        assert_eq!(byte_column_to_position(&rope, 0, 5, PositionEncoding::Utf16), Position::new(0, 3));
-        assert_eq!(byte_column_to_position(&rope, 0, 5, PositionEncoding::Utf8), Position::new(0, 5));
+        assert_eq!(byte_column_to_position(&loc, 0, 5, PositionEncoding::Utf16), Position::new(0, 3));
+        assert_eq!(byte_column_to_position(&loc, 0, 5, PositionEncoding::Utf8), Position::new(0, 5));
         assert_eq!(position_to_char(&rope, Position::new(0, 3), PositionEncoding::Utf16), 2);
         assert_eq!(position_to_char(&rope, Position::new(0, 5), PositionEncoding::Utf8), 2);
     }
@@ -107,22 +94,35 @@ mod tests {
     #[test]
     fn crlf_is_not_part_of_the_line() {
         let rope = Rope::from_str("ab\r\ncd\r\n");
-        assert_eq!(end_of_line(&rope, 0, PositionEncoding::Utf16), Position::new(0, 2));
+        let loc = Locator::from_rope(rope.clone());
+        assert_eq!(byte_column_to_position(&loc, 0, 9, PositionEncoding::Utf16), Position::new(0, 2));
         assert_eq!(position_to_char(&rope, Position::new(0, 99), PositionEncoding::Utf16), 2);
         assert_eq!(position_to_char(&rope, Position::new(1, 1), PositionEncoding::Utf16), 5);
     }
 
     #[test]
     fn combining_marks_are_separate_chars() {
-        let rope = Rope::from_str("e\u{301}x\n");
+        let loc = Locator::new("e\u{301}x\n");
         // x: byte 3, UTF-16 unit 2.
-        assert_eq!(byte_column_to_position(&rope, 0, 3, PositionEncoding::Utf16), Position::new(0, 2));
+        assert_eq!(byte_column_to_position(&loc, 0, 3, PositionEncoding::Utf16), Position::new(0, 2));
+    }
+
+    #[test]
+    fn a_lone_cr_ends_a_line() {
+        let rope = Rope::from_str("a\rb\nc");
+        assert_eq!(position_to_char(&rope, Position::new(1, 0), PositionEncoding::Utf16), 2);
+        assert_eq!(position_to_char(&rope, Position::new(2, 0), PositionEncoding::Utf16), 4);
+        // Engine row 0 is "a\rb": its column 2 is line 1, column 0.
+        let loc = Locator::from_rope(rope);
+        assert_eq!(byte_column_to_position(&loc, 0, 2, PositionEncoding::Utf16), Position::new(1, 0));
     }
 
     #[test]
     fn positions_past_the_end_clamp() {
         let rope = Rope::from_str("abc");
         assert_eq!(position_to_char(&rope, Position::new(9, 0), PositionEncoding::Utf16), 3);
-        assert_eq!(byte_column_to_position(&rope, 0, 99, PositionEncoding::Utf16), Position::new(0, 3));
+        let loc = Locator::from_rope(rope.clone());
+        assert_eq!(byte_column_to_position(&loc, 0, 99, PositionEncoding::Utf16), Position::new(0, 3));
+        assert_eq!(byte_column_to_position(&loc, 7, 0, PositionEncoding::Utf16), Position::new(0, 3));
     }
 }

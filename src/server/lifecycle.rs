@@ -24,7 +24,9 @@ pub async fn initialize(session: &Arc<Session>, params: InitializeParams) -> Ini
     let window = params.capabilities.window.as_ref();
     let progress = window.and_then(|w| w.work_done_progress).unwrap_or(false);
     let message_requests = window.is_some_and(|w| w.show_message.is_some());
-    session.set_info(ClientInfo { encoding, progress, message_requests });
+    let workspace_edit = params.capabilities.workspace.as_ref().and_then(|w| w.workspace_edit.as_ref());
+    let versioned_edits = workspace_edit.and_then(|w| w.document_changes).unwrap_or(false);
+    session.set_info(ClientInfo { encoding, progress, message_requests, versioned_edits });
     #[allow(deprecated)]
     let folders = settings::initial_folders(params.workspace_folders, params.root_uri);
     tracing::info!(?encoding, folders = folders.len(), "initialize");

@@ -3,6 +3,7 @@
 
 mod code_action;
 mod commands;
+mod diagnostic_build;
 mod diagnostics;
 mod document;
 pub mod encoding;

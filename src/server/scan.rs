@@ -14,8 +14,8 @@ use tokio_util::sync::CancellationToken;
 use tower_lsp_server::jsonrpc::{Error, Result};
 use tower_lsp_server::ls_types::{NumberOrString, ProgressToken, Uri};
 
-use super::diagnostics::{publish_if_current, run_blocking, to_diagnostic};
-use super::document::TextDocument;
+use super::diagnostic_build;
+use super::diagnostics::{publish_if_current, run_blocking};
 use super::folders::Folder;
 use super::session::{Session, Snapshot};
 use crate::llm::limits::Priority;
@@ -301,7 +301,7 @@ async fn scan_file(
     };
     session.totals().record(&outcome);
     let version = open.then_some(version);
-    publish_scanned(&session, &uri, version, language, &text, &outcome).await;
+    publish_scanned(&session, &uri, version, &text, &outcome).await;
     if outcome.jobs.is_empty() {
         crate::metrics::review("scan", "ok", started.elapsed().as_secs_f64());
         send(FileResult::Reviewed { findings: outcome.findings.len() });
@@ -313,20 +313,14 @@ async fn scan_file(
 
 /// Publishes a scanned file's findings: through the version check for an open document,
 /// or unversioned for a file read from disk.
-async fn publish_scanned(
-    session: &Session,
-    uri: &Uri,
-    version: Option<i32>,
-    language: Language,
-    text: &str,
-    outcome: &Outcome,
-) {
+async fn publish_scanned(session: &Session, uri: &Uri, version: Option<i32>, text: &str, outcome: &Outcome) {
     match version {
         Some(version) => publish_if_current(session, uri.clone(), version, outcome).await,
         None => {
             let enc = session.info().encoding;
-            let doc = TextDocument::new(text, 0, Some(language));
-            let diagnostics = outcome.findings.iter().map(|f| to_diagnostic(&doc, f, enc)).collect();
+            let max = session.folder_of(uri).engine().settings().max_findings_per_file;
+            let loc = crate::lines::Locator::new(text);
+            let diagnostics = diagnostic_build::build(&loc, None, &outcome.findings, enc, max);
             session.client.publish_diagnostics(uri.clone(), diagnostics, None).await;
         }
     }
@@ -361,7 +355,7 @@ async fn run_batch(
         if let Some(why) = p.outcome.llm_unavailable.first() {
             session.warn_llm_once(why).await;
         }
-        publish_scanned(session, &p.uri, p.version, p.language, &p.text, &p.outcome).await;
+        publish_scanned(session, &p.uri, p.version, &p.text, &p.outcome).await;
         total += p.outcome.findings.len();
     }
     (total, report.calls.iter().map(|c| c.prompt_tokens + c.completion_tokens).sum())

@@ -87,6 +87,8 @@ pub struct ClientInfo {
     pub progress: bool,
     /// The client answers `window/showMessageRequest` with the action chosen.
     pub message_requests: bool,
+    /// The client takes `WorkspaceEdit.documentChanges` (edits tied to a document version).
+    pub versioned_edits: bool,
 }
 
 pub struct Session {
@@ -122,6 +124,7 @@ impl Session {
                 encoding: PositionEncoding::Utf16,
                 progress: false,
                 message_requests: false,
+                versioned_edits: false,
             }),
             folders: Folders::default(),
             client_layer: Mutex::new(None),

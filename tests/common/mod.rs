@@ -87,6 +87,8 @@ pub struct Options {
     pub env: Vec<(String, String)>,
     /// `processId` in `initialize`: the editor's process, which the server watches.
     pub process_id: Option<u32>,
+    /// `capabilities.workspace` in `initialize`.
+    pub workspace_caps: Value,
 }
 
 impl Default for Options {
@@ -101,6 +103,7 @@ impl Default for Options {
             home: None,
             env: Vec::new(),
             process_id: None,
+            workspace_caps: json!({}),
         }
     }
 }
@@ -213,7 +216,7 @@ impl LspClient {
                 "processId": opts.process_id,
                 "rootUri": file_uri(root),
                 "workspaceFolders": folders,
-                "capabilities": {"general": general, "window": window},
+                "capabilities": {"general": general, "window": window, "workspace": opts.workspace_caps.clone()},
                 "initializationOptions": opts.init_options,
             }),
         );

@@ -15,6 +15,7 @@ use std::path::{Component, Path};
 
 use serde::Serialize;
 
+use crate::lines::Locator;
 use crate::review::finding::Finding;
 
 /// Everything a scan produced, in path order.
@@ -82,26 +83,30 @@ pub struct Stats {
     pub duration_ms: u64,
 }
 
-/// Places `findings` of one file, whose text is `text`, for the report.
+/// Places `findings` of one file, whose text is `text`, for the report. Lines are the
+/// LSP's (`\n`, `\r\n` and a lone `\r` end one); see [`crate::lines`].
 pub fn locate(path: &str, text: &str, findings: Vec<Finding>) -> Vec<Reported> {
     if findings.is_empty() {
         return Vec::new();
     }
-    let lines = LineIndex::new(text);
+    let loc = Locator::new(text);
     findings
         .into_iter()
         .map(|finding| {
             let span = finding.span;
-            let fix = finding.fix.as_ref().map(|fix| ReportedFix {
-                line: fix.start_line + 1,
-                end_line: fix.end_line + 1,
-                replacement: fix.replacement.clone(),
-                deleted_end: lines.after_line(fix.end_line),
+            let fix = finding.fix.as_ref().map(|fix| {
+                let (start, end) = (loc.row_start(fix.start_line), loc.row_end(fix.end_line));
+                ReportedFix {
+                    line: loc.line_of(start) as u32 + 1,
+                    end_line: loc.line_of(end.saturating_sub(1).max(start)) as u32 + 1,
+                    replacement: fix.replacement.clone(),
+                    deleted_end: pos_at(&loc, end),
+                }
             });
             Reported {
                 path: path.to_string(),
-                start: lines.pos(span.start_line, span.start_col),
-                end: lines.pos(span.end_line, span.end_col),
+                start: pos(&loc, span.start_line, span.start_col),
+                end: pos(&loc, span.end_line, span.end_col),
                 fix,
                 finding,
             }
@@ -109,49 +114,18 @@ pub fn locate(path: &str, text: &str, findings: Vec<Finding>) -> Vec<Reported> {
         .collect()
 }
 
-/// Byte offsets of line starts, to turn byte columns into character columns.
-struct LineIndex<'a> {
-    text: &'a str,
-    starts: Vec<usize>,
+/// An engine (row, byte column) as a report position: 1-based line, 1-based column in chars.
+fn pos(loc: &Locator, row: u32, byte_col: u32) -> Pos {
+    if !loc.has_row(row) {
+        // Past the end of the text: nothing to count with, keep the engine's numbers.
+        return Pos { line: row + 1, column: byte_col + 1 };
+    }
+    pos_at(loc, loc.offset(row, byte_col))
 }
 
-impl<'a> LineIndex<'a> {
-    fn new(text: &'a str) -> Self {
-        let starts = std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect();
-        LineIndex { text, starts }
-    }
-
-    /// Line `line` without its `\n` (a `\r` stays: it is a character of the line).
-    fn line(&self, line: u32) -> Option<&'a str> {
-        let start = *self.starts.get(line as usize)?;
-        let end = self.starts.get(line as usize + 1).map_or(self.text.len(), |next| next - 1);
-        Some(&self.text[start..end])
-    }
-
-    fn pos(&self, line: u32, byte_col: u32) -> Pos {
-        let column = match self.line(line) {
-            Some(text) => {
-                let mut col = (byte_col as usize).min(text.len());
-                // A column inside a character (it should not happen) counts as that character.
-                while !text.is_char_boundary(col) {
-                    col -= 1;
-                }
-                text[..col].chars().count() as u32
-            }
-            // Past the end of the text: nothing to count with, keep the engine's number.
-            None => byte_col,
-        };
-        Pos { line: line + 1, column: column + 1 }
-    }
-
-    fn after_line(&self, line: u32) -> Pos {
-        if (line as usize + 1) < self.starts.len() {
-            Pos { line: line + 2, column: 1 }
-        } else {
-            let chars = self.line(line).map_or(0, |t| t.chars().count() as u32);
-            Pos { line: line + 1, column: chars + 1 }
-        }
-    }
+fn pos_at(loc: &Locator, byte: usize) -> Pos {
+    let (line, column) = loc.line_and_char(byte);
+    Pos { line: line as u32 + 1, column: column as u32 + 1 }
 }
 
 /// `path` relative to `root`, with forward slashes, for reports. A path outside the root is
@@ -229,6 +203,18 @@ mod tests {
         let fix = Fix { start_line: 1, end_line: 1, replacement: "b is None".into() };
         let r = &locate("a.py", text, vec![finding(span, Some(fix))])[0];
         assert_eq!(r.fix.as_ref().unwrap().deleted_end, Pos { line: 2, column: 10 });
+    }
+
+    #[test]
+    fn a_lone_cr_ends_a_line() {
+        // Engine row 0 is "a = 1\ry == None" (tree-sitter rows end at \n only).
+        let text = "a = 1\ry == None\nz\n";
+        let span = Span { start_line: 0, start_col: 8, end_line: 0, end_col: 10 };
+        let fix = Fix { start_line: 0, end_line: 0, replacement: "a = 1\ry is None\n".into() };
+        let r = &locate("a.py", text, vec![finding(span, Some(fix))])[0];
+        assert_eq!((r.start, r.end), (Pos { line: 2, column: 3 }, Pos { line: 2, column: 5 }));
+        let f = r.fix.as_ref().unwrap();
+        assert_eq!((f.line, f.end_line, f.deleted_end), (1, 2, Pos { line: 3, column: 1 }));
     }
 
     #[test]
