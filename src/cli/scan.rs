@@ -1,6 +1,6 @@
 //! Owns `review-lsp scan`: settings, cache, discovery, the parallel review of every file, and
-//! handing the [`Report`] to the chosen format. The review itself is [`Engine::review`], the
-//! same call the server makes.
+//! handing the [`Report`] to the chosen format. The review itself is
+//! [`phases`], the same entry point the server uses.
 //!
 //! Decisions worth knowing:
 //! - A broken settings file (unreadable, not TOML) is exit 2 whether it came from `--config`
@@ -25,8 +25,8 @@ use super::output::{self, Report, Reported, Skipped, stderr};
 use super::{EXIT_USAGE, Format, ScanArgs};
 use crate::config::{self, Config, Layer};
 use crate::llm::limits::Priority;
-use crate::review::llm_agents::{self, CallRecord, FileWork, Routing};
-use crate::review::{Engine, Outcome, Request, Source};
+use crate::review::llm_agents::{self, CallRecord, Routing};
+use crate::review::{Engine, Outcome, Request, phases};
 use crate::store::{HistoryRow, Store, StoredReport};
 use crate::syntax::Language;
 use crate::workspace;
@@ -203,11 +203,11 @@ fn load_config(explicit: Option<&Path>, root: &Path, args: &ScanArgs) -> Result<
 }
 
 enum FileResult {
-    /// `pending` holds what the LLM agents still need: the file's path, text and language.
+    /// `pending` is what the LLM agents still have to review in the file.
     Reviewed {
         findings: Vec<Reported>,
         outcome: Outcome,
-        pending: Option<(String, Arc<str>, Language)>,
+        pending: Option<Box<phases::ModelPhase>>,
     },
     Skipped(Skipped),
 }
@@ -218,13 +218,8 @@ fn run_llm_agents(engine: &Engine, results: &mut [FileResult]) -> Vec<CallRecord
     let mut work = Vec::new();
     let mut owners = Vec::new();
     for (i, result) in results.iter_mut().enumerate() {
-        if let FileResult::Reviewed { outcome, pending: Some((path, text, language)), .. } = result {
-            work.push(FileWork {
-                path: path.clone(),
-                text: text.clone(),
-                language: *language,
-                jobs: std::mem::take(&mut outcome.jobs),
-            });
+        if let FileResult::Reviewed { pending: pending @ Some(_), .. } = result {
+            work.extend(pending.take().map(|m| *m));
             owners.push(i);
         }
     }
@@ -239,21 +234,19 @@ fn run_llm_agents(engine: &Engine, results: &mut [FileResult]) -> Vec<CallRecord
         }
     };
     stderr::say(format_args!("sending {} files to the LLM agents", work.len()));
-    let cache = engine.cache().cloned();
     let cancel = CancellationToken::new();
     let llm_started = Instant::now();
+    let shown: Vec<(String, Arc<str>)> = work.iter().map(|m| (m.file().path.clone(), m.file().text.clone())).collect();
     let report = runtime.block_on(async {
         let progress = tokio::spawn(super::llm_progress::report(work.len()));
-        let report = llm_agents::run(engine.routing(), cache.as_deref(), &work, Priority::Workspace, &cancel).await;
+        let report = phases::models(engine, work, Priority::Workspace, &cancel).await;
         progress.abort();
         report
     });
-    for ((i, file), found) in owners.into_iter().zip(&work).zip(report.files) {
-        if let FileResult::Reviewed { findings, outcome, pending } = &mut results[i] {
-            let source = Source { language: file.language, text: &file.text, path: &file.path };
-            engine.complete(&source, outcome, found);
-            *findings = output::locate(&file.path, &file.text, std::mem::take(&mut outcome.findings));
-            *pending = None;
+    for ((i, (path, text)), mut combined) in owners.into_iter().zip(shown).zip(report.outcomes) {
+        if let FileResult::Reviewed { findings, outcome, .. } = &mut results[i] {
+            *findings = output::locate(&path, &text, std::mem::take(&mut combined.findings));
+            *outcome = combined;
             // These files waited for the whole LLM phase.
             let status = if outcome.llm_unavailable.is_empty() { "ok" } else { "error" };
             crate::metrics::review("cli", status, llm_started.elapsed().as_secs_f64());
@@ -311,20 +304,21 @@ fn review_file(engine: &Engine, path: &Path, root: &Path, max_size: u64) -> File
         Err(skip) => return skipped(skip.to_string()),
     };
     let started = Instant::now();
+    let text: Arc<str> = Arc::from(text);
+    let file = phases::File { language, text: text.clone(), path: rel.clone(), ignore_check: None };
     let reviewed = catch_unwind(AssertUnwindSafe(|| {
-        engine.review(&Source { language, text: &text, path: &rel }, &Request::default(), &CancellationToken::new())
+        phases::offline_blocking(engine, file, &Request::default(), &CancellationToken::new())
     }));
     // A file with LLM work pending is counted when that work is done (`run_llm_agents`).
-    let pending_llm = matches!(&reviewed, Ok(Ok(outcome)) if !outcome.jobs.is_empty());
+    let pending_llm = matches!(&reviewed, Ok(Ok(r)) if r.model.is_some());
     if !pending_llm {
         let status = if reviewed.is_ok() { "ok" } else { "error" };
         crate::metrics::review("cli", status, started.elapsed().as_secs_f64());
     }
     match reviewed {
-        Ok(Ok(mut outcome)) => {
-            let findings = output::locate(&rel, &text, std::mem::take(&mut outcome.findings));
-            let pending = (!outcome.jobs.is_empty()).then(|| (rel.clone(), Arc::from(text), language));
-            FileResult::Reviewed { findings, outcome, pending }
+        Ok(Ok(phases::Reviewed { mut offline, model })) => {
+            let findings = output::locate(&rel, &text, std::mem::take(&mut offline.findings));
+            FileResult::Reviewed { findings, outcome: offline, pending: model.map(Box::new) }
         }
         // Nothing cancels a scan's token; kept total rather than unreachable.
         Ok(Err(cancelled)) => skipped(cancelled.to_string()),

@@ -1,12 +1,13 @@
 //! Owns the review pipeline, the core of the product: parse → chunk → classify → run the
 //! chosen agents → suppress → findings. It knows nothing of LSP; the server and the CLI both
-//! drive it through [`Engine::review`].
+//! drive it through [`phases`]: the offline phase first, the model phase after.
 
 pub mod chunk;
 pub mod classifier;
 pub mod finding;
 pub mod llm_agents;
 pub mod offline;
+pub mod phases;
 pub mod prompt;
 pub mod reply;
 pub mod suppress;

@@ -67,6 +67,7 @@ pub struct Job {
 
 enum Command {
     Schedule(Job),
+    Resize(usize),
     Done { key: String, seq: u64, lane: Lane, started: Instant },
 }
 
@@ -87,7 +88,8 @@ impl Scheduler {
         let stats = Arc::new(Mutex::new(SchedulerStats::default()));
         let dispatcher = Dispatcher {
             queue: Queue::default(),
-            free: workers.max(1),
+            workers: workers.max(1),
+            busy: 0,
             tx: tx.clone(),
             stats: stats.clone(),
             on_panic,
@@ -104,6 +106,14 @@ impl Scheduler {
         }
     }
 
+    /// Sets how many jobs run at once (`[review] workers`). Growing starts queued jobs at once;
+    /// shrinking lets running jobs finish and starts no more until fewer than `workers` run.
+    pub fn set_workers(&self, workers: usize) {
+        if self.tx.send(Command::Resize(workers.max(1))).is_err() {
+            tracing::error!("scheduler is gone; resize dropped");
+        }
+    }
+
     pub fn stats(&self) -> SchedulerStats {
         self.stats.lock().map(|s| s.clone()).unwrap_or_default()
     }
@@ -111,7 +121,8 @@ impl Scheduler {
 
 struct Dispatcher {
     queue: Queue,
-    free: usize,
+    workers: usize,
+    busy: usize,
     tx: mpsc::UnboundedSender<Command>,
     stats: Arc<Mutex<SchedulerStats>>,
     on_panic: PanicHook,
@@ -131,8 +142,9 @@ impl Dispatcher {
             };
             match command {
                 Some(Command::Schedule(job)) => self.queue.push(job, Instant::now()),
+                Some(Command::Resize(workers)) => self.workers = workers,
                 Some(Command::Done { key, seq, lane, started }) => {
-                    self.free += 1;
+                    self.busy -= 1;
                     self.queue.finished(&key, seq);
                     self.with_stats(|s| s.lane_mut(lane).record_run(started.elapsed()));
                 }
@@ -141,7 +153,9 @@ impl Dispatcher {
             self.dispatch();
             let depths = self.queue.depths();
             let superseded = self.queue.superseded;
+            let (workers, running) = (self.workers, self.busy);
             self.with_stats(|s| {
+                (s.workers, s.running) = (workers, running);
                 for lane in Lane::ALL {
                     s.lane_mut(lane).depth = depths[lane as usize];
                 }
@@ -152,9 +166,9 @@ impl Dispatcher {
 
     fn dispatch(&mut self) {
         let now = Instant::now();
-        while self.free > 0 {
+        while self.busy < self.workers {
             let Some(ready) = self.queue.pop_ready(now) else { break };
-            self.free -= 1;
+            self.busy += 1;
             let waited = now.saturating_duration_since(ready.enqueued);
             self.with_stats(|s| s.lane_mut(ready.lane).record_wait(waited));
             crate::metrics::queue_wait(ready.lane.as_str(), waited.as_secs_f64());

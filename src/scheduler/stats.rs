@@ -58,6 +58,9 @@ pub struct SchedulerStats {
     pub workspace: LaneStats,
     /// Queued jobs replaced by a newer version before they ran.
     pub superseded: u64,
+    /// Jobs that may run at once (`[review] workers`), and how many run now.
+    pub workers: usize,
+    pub running: usize,
 }
 
 impl SchedulerStats {

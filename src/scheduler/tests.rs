@@ -148,3 +148,36 @@ async fn cancelling_a_parent_cancels_its_jobs() {
     settle().await;
     assert_eq!(seen.load(Ordering::SeqCst), 3);
 }
+
+#[tokio::test(start_paused = true)]
+async fn resizing_the_pool_changes_how_many_jobs_run_at_once() {
+    let running = Arc::new(AtomicUsize::new(0));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let gate = Arc::new(tokio::sync::Notify::new());
+    let s = Scheduler::start(1, no_panic());
+    let hold = |name: &str| -> Task {
+        let (running, peak, gate) = (running.clone(), peak.clone(), gate.clone());
+        let _ = name;
+        Box::new(move |_| {
+            Box::pin(async move {
+                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                peak.fetch_max(now, Ordering::SeqCst);
+                gate.notified().await;
+                running.fetch_sub(1, Ordering::SeqCst);
+            })
+        })
+    };
+    for i in 0..4 {
+        s.schedule(job(&format!("k{i}"), 1, Lane::Open, 0, hold("k")));
+    }
+    settle().await;
+    assert_eq!(running.load(Ordering::SeqCst), 1, "one worker");
+    s.set_workers(3);
+    settle().await;
+    assert_eq!(running.load(Ordering::SeqCst), 3, "grown at run time: queued jobs start at once");
+    s.set_workers(1);
+    gate.notify_waiters();
+    settle().await;
+    assert_eq!(running.load(Ordering::SeqCst), 1, "shrunk: only one of the rest starts");
+    assert_eq!(peak.load(Ordering::SeqCst), 3);
+}

@@ -9,7 +9,7 @@ use tokio::sync::oneshot;
 use tower_lsp_server::jsonrpc::{Error, Result};
 use tower_lsp_server::ls_types::{ExecuteCommandParams, Uri};
 
-use super::diagnostics::review_open_document;
+use super::diagnostics::{Reviewing, review_open_document};
 use super::scan;
 use super::session::Session;
 use crate::review::Request;
@@ -59,17 +59,22 @@ async fn review_file(session: &Arc<Session>, args: &[Value]) -> Result<Value> {
         parent: None,
         task: Box::new(move |token| {
             Box::pin(async move {
-                let outcome = review_open_document(s, u, request, token).await;
-                let _ = tx.send(outcome);
+                let _ = tx.send(review_open_document(s, u, request, token).await);
             })
         }),
     });
-    match rx.await {
-        Ok(Some(outcome)) => Ok(
+    // The model phase is awaited here, outside the scheduler's worker.
+    let outcome = match rx.await {
+        Ok(Some(Reviewing::Done(outcome))) => Some(*outcome),
+        Ok(Some(Reviewing::Model(model))) => model.await.ok().flatten(),
+        _ => None,
+    };
+    match outcome {
+        Some(outcome) => Ok(
             json!({"uri": uri.as_str(), "version": version, "findings": outcome.findings.len(), "cache_hit": outcome.cache_hit}),
         ),
         // The document changed (or closed) first; the newer review publishes instead.
-        _ => Ok(json!({"uri": uri.as_str(), "version": version, "superseded": true})),
+        None => Ok(json!({"uri": uri.as_str(), "version": version, "superseded": true})),
     }
 }
 
@@ -132,6 +137,8 @@ pub fn show_stats(session: &Session, stored: Option<crate::store::CacheStats>) -
     json!({
         "lanes": lanes,
         "superseded": sched.superseded,
+        "workers": sched.workers,
+        "running": sched.running,
         "reviews": totals.reviews,
         "published": totals.published,
         "stale_results_dropped": totals.stale_results_dropped,

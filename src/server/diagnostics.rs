@@ -1,9 +1,11 @@
-//! Owns the review task that publishes an open document's diagnostics for exactly the
-//! version it reviewed (they are built in `diagnostic_build`).
+//! Owns the editor's review flow: the offline phase on a worker, published for exactly the
+//! version it reviewed, then the model phase on its own task (`model_tasks.rs`). The
+//! diagnostics themselves are built in `diagnostic_build`.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tower_lsp_server::ls_types::Uri;
 
@@ -12,13 +14,12 @@ use super::folders::Folder;
 use super::session::Session;
 use crate::lines::Locator;
 use crate::llm::limits::Priority;
-use crate::review::llm_agents::{self, FileWork};
-use crate::review::{Engine, Outcome, Request, Source};
+use crate::review::{Outcome, Request, phases};
 use crate::scheduler::{Job, Lane};
-use crate::syntax::Language;
-use crate::workspace;
 
 /// Queues a review of an open document. `delay` is the debounce (zero on open and save).
+/// The offline phase runs on a worker and publishes; the model phase then runs as its own
+/// task (`model_tasks`), so the worker is free for the next document at once.
 pub fn schedule_review(session: &Arc<Session>, uri: Uri, lane: Lane, delay: Duration, mut request: Request) {
     request.priority = match lane {
         Lane::Active => Priority::Active,
@@ -29,6 +30,7 @@ pub fn schedule_review(session: &Arc<Session>, uri: Uri, lane: Lane, delay: Dura
     else {
         return;
     };
+    session.model_tasks.cancel_older(&uri, version);
     let s = session.clone();
     let key = uri.to_string();
     session.scheduler.schedule(Job {
@@ -39,29 +41,29 @@ pub fn schedule_review(session: &Arc<Session>, uri: Uri, lane: Lane, delay: Dura
         parent: None,
         task: Box::new(move |token| {
             Box::pin(async move {
-                let started = std::time::Instant::now();
-                let reviewed = review_open_document(s, uri, request, token.clone()).await;
-                let status = match &reviewed {
-                    Some(outcome) if outcome.llm_unavailable.is_empty() => "ok",
-                    Some(_) => "error",
-                    None if token.is_cancelled() => "cancelled",
-                    // Closed, or not reviewable (too large): not a review.
-                    None => return,
-                };
-                crate::metrics::review("edit", status, started.elapsed().as_secs_f64());
+                let _ = review_open_document(s, uri, request, token).await;
             })
         }),
     });
 }
 
-/// Reviews the document as it is now and publishes the result if, and only if, the
-/// document is still at the reviewed version. Returns the outcome for commands.
+/// A review under way: the offline result is published; the model's, if any, will follow.
+pub enum Reviewing {
+    Done(Box<Outcome>),
+    /// The model phase runs on its own task; this gets its outcome (`None` if cancelled).
+    Model(oneshot::Receiver<Option<Outcome>>),
+}
+
+/// Reviews the document as it is now and publishes the offline result if, and only if, the
+/// document is still at the reviewed version; then starts the model phase, which publishes the
+/// combined result under the same rule. `None` when nothing was reviewed (closed, too large,
+/// cancelled).
 pub async fn review_open_document(
     session: Arc<Session>,
     uri: Uri,
     request: Request,
     token: CancellationToken,
-) -> Option<Outcome> {
+) -> Option<Reviewing> {
     let snapshot = session.snapshot(&uri)?;
     let folder = session.folder_of(&uri);
     let engine = folder.engine();
@@ -71,21 +73,54 @@ pub async fn review_open_document(
         session.client.publish_diagnostics(uri, Vec::new(), Some(snapshot.version)).await;
         return None;
     }
-    let version = snapshot.version;
-    let (language, text) = (snapshot.language, snapshot.text);
-    let priority = request.priority;
-    let path = shown_path(&folder, &uri);
-    let started = std::time::Instant::now();
-    let mut outcome = run_blocking(engine.clone(), language, path, text.clone(), request, token.clone()).await?;
-    session.totals().record(&outcome);
-    let mut tokens = 0;
-    if !outcome.jobs.is_empty() {
-        // Offline findings now; the model's follow when its calls return.
-        publish_if_current(&session, uri.clone(), version, &outcome).await;
-        tokens = run_llm(&session, &folder, &uri, (language, &text), &mut outcome, priority, &token).await?;
-    }
-    publish_if_current(&session, uri, version, &outcome).await;
-    if let Some(store) = folder.store() {
+    let edit = EditReview {
+        uri: uri.clone(),
+        version: snapshot.version,
+        priority: request.priority,
+        folder: folder.clone(),
+        started: std::time::Instant::now(),
+    };
+    let file = phases::File {
+        language: snapshot.language,
+        text: snapshot.text,
+        path: shown_path(&folder, &uri),
+        ignore_check: uri.to_file_path().map(|p| (folder.root.clone(), p.into_owned())),
+    };
+    let reviewed = match phases::offline(engine, file, request, token.clone()).await {
+        Ok(reviewed) => reviewed,
+        Err(_cancelled) => {
+            crate::metrics::review("edit", "cancelled", edit.started.elapsed().as_secs_f64());
+            return None;
+        }
+    };
+    session.totals().record(&reviewed.offline);
+    publish_if_current(&session, uri.clone(), edit.version, &reviewed.offline).await;
+    let Some(model) = reviewed.model else {
+        edit.finish(&reviewed.offline, 0);
+        return Some(Reviewing::Done(Box::new(reviewed.offline)));
+    };
+    let s = session.clone();
+    let active = edit.priority == Priority::Active;
+    let (version, tasks) = (edit.version, session.model_tasks.clone());
+    Some(Reviewing::Model(tasks.start(uri, version, active, move |cancel| model_phase(s, edit, model, cancel))))
+}
+
+/// One editor review between its phases: what the model phase needs to publish and record.
+struct EditReview {
+    uri: Uri,
+    version: i32,
+    priority: Priority,
+    folder: Arc<Folder>,
+    started: std::time::Instant,
+}
+
+impl EditReview {
+    /// Records the finished review: its metric and the folder's history row.
+    fn finish(&self, outcome: &Outcome, tokens: u64) {
+        let status = if outcome.llm_unavailable.is_empty() { "ok" } else { "error" };
+        crate::metrics::review("edit", status, self.started.elapsed().as_secs_f64());
+        let Some(store) = self.folder.store() else { return };
+        let engine = self.folder.engine();
         let (source, model) = engine.routing().describe();
         let outcome_text = match outcome.llm_unavailable.first() {
             Some(why) => format!("offline only: {why}"),
@@ -99,52 +134,35 @@ pub async fn review_open_document(
             source,
             model,
             tokens,
-            duration_ms: started.elapsed().as_millis() as u64,
+            duration_ms: self.started.elapsed().as_millis() as u64,
             outcome: outcome_text,
         });
     }
-    Some(outcome)
 }
 
-/// Runs the LLM agents on the chunks the engine planned and folds their findings into
-/// `outcome`. Files that `.gitignore`/`.reviewignore` exclude are never sent. Returns `None`
-/// when the review was cancelled meanwhile.
-async fn run_llm(
-    session: &Session,
-    folder: &Folder,
-    uri: &Uri,
-    (language, text): (Language, &Arc<str>),
-    outcome: &mut Outcome,
-    priority: Priority,
-    token: &CancellationToken,
-) -> Option<u64> {
-    let engine = folder.engine();
-    let root = folder.root.clone();
-    let path = uri.to_file_path().map(|p| p.into_owned());
-    let check = (root.clone(), path.clone());
-    let ignored = tokio::task::spawn_blocking(move || {
-        check.1.as_deref().is_some_and(|p| workspace::is_ignored(check.0.as_deref(), p))
-    })
-    .await
-    .unwrap_or(true);
-    if ignored {
-        tracing::debug!(uri = %uri.as_str(), "ignored file: not sent to LLM agents");
-        outcome.jobs.clear();
-        return Some(0);
-    }
-    let shown = shown_path(folder, uri);
-    let work = vec![FileWork { path: shown, text: text.clone(), language, jobs: std::mem::take(&mut outcome.jobs) }];
-    let report = llm_agents::run(engine.routing(), engine.cache().map(|c| &**c), &work, priority, token).await;
-    super::llm_notice::record_calls(session, &engine, &report.calls).await;
-    if token.is_cancelled() {
+/// The model phase of one editor review: the calls, then the combined result published if the
+/// document is still at the reviewed version.
+async fn model_phase(
+    session: Arc<Session>,
+    edit: EditReview,
+    model: phases::ModelPhase,
+    cancel: CancellationToken,
+) -> Option<Outcome> {
+    let engine = edit.folder.engine();
+    let report = phases::models(&engine, vec![model], edit.priority, &cancel).await;
+    super::llm_notice::record_calls(&session, &engine, &report.calls).await;
+    if cancel.is_cancelled() {
+        crate::metrics::review("edit", "cancelled", edit.started.elapsed().as_secs_f64());
         return None;
     }
-    let result = report.files.into_iter().next().unwrap_or_default();
-    engine.complete(&Source { language, text, path: &work[0].path }, outcome, result);
+    let tokens = report.tokens();
+    let outcome = report.outcomes.into_iter().next()?;
     if let Some(why) = outcome.llm_unavailable.first() {
         session.warn_llm_once(why).await;
     }
-    Some(report.calls.iter().map(|c| c.prompt_tokens + c.completion_tokens).sum())
+    publish_if_current(&session, edit.uri.clone(), edit.version, &outcome).await;
+    edit.finish(&outcome, tokens);
+    Some(outcome)
 }
 
 /// How a document is named to models and in stored results: relative to its folder's root
@@ -153,29 +171,6 @@ fn shown_path(folder: &Folder, uri: &Uri) -> String {
     match uri.to_file_path() {
         Some(p) => folder.shown_path(&p),
         None => uri.as_str().rsplit('/').next().unwrap_or("untitled").to_string(),
-    }
-}
-
-/// Runs the CPU-bound review off the async threads. A panic inside is re-raised here so
-/// the scheduler's per-job guard reports it.
-pub async fn run_blocking(
-    engine: Arc<Engine>,
-    language: Language,
-    path: String,
-    text: Arc<str>,
-    request: Request,
-    token: CancellationToken,
-) -> Option<Outcome> {
-    let joined = tokio::task::spawn_blocking(move || {
-        let source = Source { language, text: &text, path: &path };
-        engine.review(&source, &request, &token)
-    })
-    .await;
-    match joined {
-        Ok(Ok(outcome)) => Some(outcome),
-        Ok(Err(_cancelled)) => None,
-        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-        Err(_) => None,
     }
 }
 

@@ -14,6 +14,7 @@ mod lifecycle;
 mod llm_notice;
 mod messages;
 pub mod metrics_http;
+mod model_tasks;
 mod scan;
 mod session;
 mod settings;

@@ -9,24 +9,31 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tower_lsp_server::jsonrpc::{Error, Result};
 use tower_lsp_server::ls_types::{NumberOrString, ProgressToken, Uri};
 
 use super::diagnostic_build;
-use super::diagnostics::{publish_if_current, run_blocking};
 use super::folders::Folder;
 use super::session::{Session, Snapshot};
+use crate::lines::Locator;
 use crate::llm::limits::Priority;
-use crate::review::llm_agents::{self, FileWork};
-use crate::review::{Outcome, Request, Source};
+use crate::review::{Request, phases};
 use crate::scheduler::{Job, Lane};
 use crate::syntax::Language;
 use crate::workspace;
 
 /// Each scan gets a higher version, so a new scan supersedes the queued files of an old one.
 static SCAN_GENERATION: AtomicI64 = AtomicI64::new(0);
+
+/// Files a scan holds at once, from the first read to the last publish (model phase included):
+/// what bounds its memory, whatever the workspace's size. At least two model batches, so one
+/// batch can fill while the other's calls run.
+fn files_in_flight(folders: &[Arc<Folder>]) -> usize {
+    let batch = folders.iter().map(|f| f.engine().routing().batch_max_files).max().unwrap_or(1);
+    (batch * 2).clamp(8, 256)
+}
 
 /// How often progress is reported at most; more would flood slow clients.
 const REPORT_EVERY: Duration = Duration::from_millis(100);
@@ -52,9 +59,10 @@ struct Pending {
     version: Option<i32>,
     language: Language,
     text: Arc<str>,
-    path: String,
-    outcome: Outcome,
+    model: phases::ModelPhase,
     started: Instant,
+    /// Counts this file against the scan's files in flight until its batch is published.
+    _slot: OwnedSemaphorePermit,
 }
 
 /// What one folder contributed to a scan, for its history row.
@@ -114,31 +122,24 @@ pub async fn scan_workspace(
     .unwrap_or_default();
     let total = files.len();
     let generation = SCAN_GENERATION.fetch_add(1, Ordering::Relaxed) + 1;
-    let (tx, mut rx) = mpsc::unbounded_channel();
     // The folders the files belong to: each file is reviewed under its innermost folder.
     let mut folders: Vec<Arc<Folder>> = Vec::new();
+    let mut owned: Vec<(PathBuf, usize)> = Vec::with_capacity(files.len());
     for path in files {
         let folder = session.folders.for_path(&path);
         let index = match folders.iter().position(|f| Arc::ptr_eq(f, &folder)) {
             Some(i) => i,
             None => {
-                folders.push(folder.clone());
+                folders.push(folder);
                 folders.len() - 1
             }
         };
-        let s = session.clone();
-        let tx = tx.clone();
-        session.scheduler.schedule(Job {
-            key: format!("scan:{}", path.display()),
-            version: generation,
-            lane: Lane::Workspace,
-            delay: Duration::ZERO,
-            parent: Some(cancel.clone()),
-            task: Box::new(move |token| Box::pin(scan_file(s, folder, index, path, token, tx))),
-        });
+        owned.push((path, index));
     }
-    drop(tx);
-
+    let in_flight = files_in_flight(&folders);
+    // Bounded, and never full: a file holds a slot of `in_flight` until it has reported.
+    let (tx, mut rx) = mpsc::channel(in_flight);
+    tokio::spawn(feed(session.clone(), folders.clone(), owned, in_flight, generation, cancel.clone(), tx));
     let (mut done, mut skipped, mut findings) = (0usize, 0usize, 0usize);
     let mut tallies: Vec<FolderTally> = folders.iter().map(|_| FolderTally::default()).collect();
     let mut last_report = Instant::now();
@@ -152,10 +153,21 @@ pub async fn scan_workspace(
             FileResult::Reviewed { findings: n } => findings += n,
             FileResult::Pending(p) => {
                 pending[i].push(*p);
-                if pending[i].len() >= folders[i].engine().routing().batch_max_files {
-                    let (n, tokens) = run_batch(&session, &folders[i], std::mem::take(&mut pending[i]), &cancel).await;
+                let waiting: usize = pending.iter().map(Vec::len).sum();
+                // A full batch goes; so does the largest when waiting files hold half the slots
+                // (several folders filling batches at once would otherwise starve the feeder).
+                let full = pending[i].len() >= folders[i].engine().routing().batch_max_files;
+                let flush = if full {
+                    Some(i)
+                } else if waiting * 2 >= in_flight {
+                    largest(&pending)
+                } else {
+                    None
+                };
+                if let Some(j) = flush {
+                    let (n, tokens) = run_batch(&session, &folders[j], std::mem::take(&mut pending[j]), &cancel).await;
                     findings += n;
-                    tallies[i].tokens += tokens;
+                    tallies[j].tokens += tokens;
                 }
             }
             FileResult::Skipped => {
@@ -248,6 +260,49 @@ fn token_key(t: &ProgressToken) -> String {
     }
 }
 
+/// The index of the folder with the most files waiting for their model batch.
+fn largest(pending: &[Vec<Pending>]) -> Option<usize> {
+    pending.iter().enumerate().filter(|(_, p)| !p.is_empty()).max_by_key(|(_, p)| p.len()).map(|(i, _)| i)
+}
+
+/// Queues the scan's files in the workspace lane, at most `in_flight` at a time: a file is
+/// queued only when an earlier one has been published (or dropped), so a scan of any size holds
+/// a bounded number of texts.
+async fn feed(
+    session: Arc<Session>,
+    folders: Vec<Arc<Folder>>,
+    files: Vec<(PathBuf, usize)>,
+    in_flight: usize,
+    generation: i64,
+    cancel: CancellationToken,
+    tx: mpsc::Sender<Reported>,
+) {
+    let slots = Arc::new(Semaphore::new(in_flight));
+    for (path, index) in files {
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => return,
+            },
+            _ = cancel.cancelled() => return,
+        };
+        // A newer scan replaced this one: its files are its to queue.
+        if SCAN_GENERATION.load(Ordering::Relaxed) > generation {
+            return;
+        }
+        let (s, tx, folder) = (session.clone(), tx.clone(), folders[index].clone());
+        session.scheduler.schedule(Job {
+            key: format!("scan:{}", path.display()),
+            version: generation,
+            lane: Lane::Workspace,
+            delay: Duration::ZERO,
+            parent: Some(cancel.clone()),
+            // Dropping the task (superseded, cancelled) frees the slot with it.
+            task: Box::new(move |token| Box::pin(scan_file(s, folder, index, path, token, tx, slot))),
+        });
+    }
+}
+
 /// Reviews one file: the editor's buffer if it is open (what the user sees), else the disk.
 async fn scan_file(
     session: Arc<Session>,
@@ -255,15 +310,16 @@ async fn scan_file(
     index: usize,
     path: PathBuf,
     token: CancellationToken,
-    tx: mpsc::UnboundedSender<Reported>,
+    tx: mpsc::Sender<Reported>,
+    slot: OwnedSemaphorePermit,
 ) {
     if token.is_cancelled() {
         return;
     }
     let Some(uri) = Uri::from_file_path(&path) else { return };
     let Some(language) = Language::from_path(&path) else { return };
-    let send = |result| {
-        let _ = tx.send(Reported { folder: index, result });
+    let send = |result| async {
+        let _ = tx.send(Reported { folder: index, result }).await;
     };
     let engine = folder.engine();
     let (snapshot, open) = match session.snapshot(&uri) {
@@ -273,7 +329,7 @@ async fn scan_file(
         Some(s) if s.text.len() as u64 > engine.settings().max_file_size => {
             let bytes = s.text.len();
             tracing::info!(path = %path.display(), bytes, "open document over review.max_file_size; skipped");
-            send(FileResult::Skipped);
+            send(FileResult::Skipped).await;
             return;
         }
         Some(s) => (s, true),
@@ -284,7 +340,7 @@ async fn scan_file(
                 Ok(Ok(text)) => (Snapshot { text: Arc::from(text), version: 0, language }, false),
                 Ok(Err(skip)) => {
                     tracing::info!(path = %path.display(), "{skip}");
-                    send(FileResult::Skipped);
+                    send(FileResult::Skipped).await;
                     return;
                 }
                 Err(_) => return,
@@ -293,37 +349,49 @@ async fn scan_file(
     };
     let (version, text) = (snapshot.version, snapshot.text);
     let started = Instant::now();
-    let shown = folder.shown_path(&path);
-    let Some(outcome) =
-        run_blocking(engine.clone(), language, shown.clone(), text.clone(), Request::default(), token.clone()).await
-    else {
+    let file = phases::File { language, text: text.clone(), path: folder.shown_path(&path), ignore_check: None };
+    let Ok(reviewed) = phases::offline(engine, file, Request::default(), token.clone()).await else { return };
+    session.totals().record(&reviewed.offline);
+    let version = open.then_some(version);
+    publish_scanned(&session, &uri, version, &text, &reviewed.offline).await;
+    let Some(model) = reviewed.model else {
+        crate::metrics::review("scan", "ok", started.elapsed().as_secs_f64());
+        send(FileResult::Reviewed { findings: reviewed.offline.findings.len() }).await;
         return;
     };
-    session.totals().record(&outcome);
-    let version = open.then_some(version);
-    publish_scanned(&session, &uri, version, &text, &outcome).await;
-    if outcome.jobs.is_empty() {
-        crate::metrics::review("scan", "ok", started.elapsed().as_secs_f64());
-        send(FileResult::Reviewed { findings: outcome.findings.len() });
-        return;
-    }
-    let pending = Pending { uri, version, language, text, path: shown, outcome, started };
-    send(FileResult::Pending(Box::new(pending)));
+    let pending = Pending { uri, version, language, text, model, started, _slot: slot };
+    send(FileResult::Pending(Box::new(pending))).await;
 }
 
-/// Publishes a scanned file's findings: through the version check for an open document,
-/// or unversioned for a file read from disk.
-async fn publish_scanned(session: &Session, uri: &Uri, version: Option<i32>, text: &str, outcome: &Outcome) {
-    match version {
-        Some(version) => publish_if_current(session, uri.clone(), version, outcome).await,
-        None => {
-            let enc = session.info().encoding;
-            let max = session.folder_of(uri).engine().settings().max_findings_per_file;
-            let loc = crate::lines::Locator::new(text);
-            let diagnostics = diagnostic_build::build(&loc, None, &outcome.findings, enc, max);
-            session.client.publish_diagnostics(uri.clone(), diagnostics, None).await;
-        }
-    }
+/// Publishes a scanned file's findings only over the text they were computed for: an open
+/// document still at the reviewed version, or a file read from disk that is still not open
+/// (once the editor has it, its own reviews publish, versioned). Anything else is dropped.
+/// The diagnostics are built outside the documents lock (the rope is cloned under it, O(1)).
+async fn publish_scanned(
+    session: &Session,
+    uri: &Uri,
+    version: Option<i32>,
+    text: &str,
+    outcome: &crate::review::Outcome,
+) {
+    let target = session.with_documents(|docs| match (docs.get(uri), version) {
+        (Some(doc), Some(v)) if doc.version == v => Some(Some(doc.rope.clone())),
+        (None, None) => Some(None),
+        _ => None,
+    });
+    let Some(rope) = target else {
+        session.totals().stale_results_dropped += 1;
+        return;
+    };
+    let locator = match rope {
+        Some(rope) => Locator::from_rope(rope),
+        None => Locator::new(text),
+    };
+    let enc = session.info().encoding;
+    let max = session.folder_of(uri).engine().settings().max_findings_per_file;
+    let diagnostics = diagnostic_build::build(&locator, version, &outcome.findings, enc, max);
+    session.totals().published += 1;
+    session.client.publish_diagnostics(uri.clone(), diagnostics, version).await;
 }
 
 /// Sends the LLM jobs of several scanned files in shared calls (per agent), then publishes
@@ -331,32 +399,30 @@ async fn publish_scanned(session: &Session, uri: &Uri, version: Option<i32>, tex
 async fn run_batch(
     session: &Arc<Session>,
     folder: &Folder,
-    mut files: Vec<Pending>,
+    files: Vec<Pending>,
     cancel: &CancellationToken,
 ) -> (usize, u64) {
     let engine = folder.engine();
-    let work: Vec<FileWork> = files
-        .iter_mut()
-        .map(|p| FileWork {
-            path: p.path.clone(),
-            text: p.text.clone(),
-            language: p.language,
-            jobs: std::mem::take(&mut p.outcome.jobs),
+    let (models, files): (Vec<_>, Vec<_>) = files
+        .into_iter()
+        .map(|p| {
+            let Pending { uri, version, language, text, model, started, _slot } = p;
+            (model, (uri, version, language, text, started, _slot))
         })
-        .collect();
-    let report =
-        llm_agents::run(engine.routing(), engine.cache().map(|c| &**c), &work, Priority::Workspace, cancel).await;
+        .unzip();
+    let report = phases::models(&engine, models, Priority::Workspace, cancel).await;
     super::llm_notice::record_calls(session, &engine, &report.calls).await;
     let mut total = 0;
-    for (mut p, result) in files.into_iter().zip(report.files) {
-        engine.complete(&Source { language: p.language, text: &p.text, path: &p.path }, &mut p.outcome, result);
-        let status = if p.outcome.llm_unavailable.is_empty() { "ok" } else { "error" };
-        crate::metrics::review("scan", status, p.started.elapsed().as_secs_f64());
-        if let Some(why) = p.outcome.llm_unavailable.first() {
+    for ((uri, version, _language, text, started, _slot), outcome) in files.into_iter().zip(&report.outcomes) {
+        let status = if outcome.llm_unavailable.is_empty() { "ok" } else { "error" };
+        crate::metrics::review("scan", status, started.elapsed().as_secs_f64());
+        if let Some(why) = outcome.llm_unavailable.first() {
             session.warn_llm_once(why).await;
         }
-        publish_scanned(session, &p.uri, p.version, &p.text, &p.outcome).await;
-        total += p.outcome.findings.len();
+        if !cancel.is_cancelled() {
+            publish_scanned(session, &uri, version, &text, outcome).await;
+        }
+        total += outcome.findings.len();
     }
-    (total, report.calls.iter().map(|c| c.prompt_tokens + c.completion_tokens).sum())
+    (total, report.tokens())
 }

@@ -112,6 +112,8 @@ pub struct Session {
     pub options: super::ServeOptions,
     /// Where `/metrics` is served, once it is.
     pub metrics_bound: Mutex<Option<std::net::SocketAddr>>,
+    /// The editor's model phases, each on its own task under its own limit.
+    pub model_tasks: Arc<super::model_tasks::ModelTasks>,
 }
 
 impl Session {
@@ -136,6 +138,7 @@ impl Session {
             llm_warned: std::sync::atomic::AtomicBool::new(false),
             options: super::ServeOptions::default(),
             metrics_bound: Mutex::new(None),
+            model_tasks: Arc::default(),
         }
     }
 

@@ -167,6 +167,11 @@ async fn load(session: &Arc<Session>, folder: &Arc<Folder>) -> Vec<Problem> {
     match loaded {
         Ok((resolved, routing, store, trust)) => {
             let problems = resolved.problems.iter().map(|p| in_folder(p.clone(), folder)).collect();
+            if primary {
+                // Process-wide, like the gate: the first folder's settings size the pools.
+                session.scheduler.set_workers(resolved.config.review.worker_count());
+                session.model_tasks.resize(resolved.config.limits.max_concurrency);
+            }
             folder.install(resolved, routing, store, trust);
             problems
         }

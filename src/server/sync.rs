@@ -63,6 +63,7 @@ pub fn did_save(session: &Arc<Session>, params: DidSaveTextDocumentParams) {
 pub async fn did_close(session: &Arc<Session>, params: DidCloseTextDocumentParams) {
     let uri = params.text_document.uri;
     session.with_documents(|docs| docs.remove(&uri));
+    session.model_tasks.cancel(&uri);
     session.client.publish_diagnostics(uri, Vec::new(), None).await;
 }
 

@@ -117,6 +117,17 @@ impl Spent {
     pub fn tokens(&self) -> u64 {
         self.input_tokens + self.output_tokens
     }
+
+    /// Field by field, the larger: the store may already hold what this process charged
+    /// since (last writer wins), so adding could count it twice.
+    fn at_least(self, other: Spent) -> Spent {
+        Spent {
+            input_tokens: self.input_tokens.max(other.input_tokens),
+            output_tokens: self.output_tokens.max(other.output_tokens),
+            cost_usd: self.cost_usd.max(other.cost_usd),
+            calls: self.calls.max(other.calls),
+        }
+    }
 }
 
 /// Persistence of the day's spend (the lead backs it with redb). Saving must not fail the call:
@@ -170,7 +181,8 @@ pub struct Budget {
     /// Swapped when the workspace's store opens (after the gate was built).
     store: Mutex<Arc<dyn BudgetStore>>,
     clock: Clock,
-    ledger: Mutex<Ledger>,
+    /// Shared with the thread that loads a new day's spend, so no caller waits for the disk.
+    ledger: Arc<Mutex<Ledger>>,
 }
 
 struct Ledger {
@@ -185,11 +197,14 @@ impl Budget {
         Budget::with_clock(settings, store, system_clock())
     }
 
+    /// Blocking: reads today's spend from `store`.
     pub fn with_clock(settings: BudgetSettings, store: Arc<dyn BudgetStore>, clock: Clock) -> Budget {
+        let today = Day::of(clock());
+        let spent = store.load(today).unwrap_or_default();
         Budget {
             store: Mutex::new(store),
             clock,
-            ledger: Mutex::new(Ledger { settings, day: None, spent: Spent::default(), told: false }),
+            ledger: Arc::new(Mutex::new(Ledger { settings, day: Some(today), spent, told: false })),
         }
     }
 
@@ -202,21 +217,40 @@ impl Budget {
     }
 
     /// Persists from now on in `store`, and takes today's spend from it: what an earlier run
-    /// spent today counts.
+    /// spent today counts. Blocking (it reads the store): call it off the async threads.
     pub fn set_store(&self, store: Arc<dyn BudgetStore>) {
-        let mut ledger = self.ledger.lock().unwrap_or_else(|e| e.into_inner());
+        let today = self.today();
+        // Read before the ledger is locked: gate checks on async threads never wait for it.
+        let stored = store.load(today).unwrap_or_default();
         *self.store.lock().unwrap_or_else(|e| e.into_inner()) = store;
-        ledger.day = None;
+        let mut ledger = self.ledger.lock().unwrap_or_else(|e| e.into_inner());
+        ledger.day = Some(today);
+        ledger.spent = stored;
+        ledger.told = false;
     }
 
-    /// The ledger, rolled over to today (loading what the store has for it).
+    /// The ledger, rolled over to today. A new day starts from zero at once, and what another
+    /// process already spent today is added when a background read of the store returns: the
+    /// callers (every gate check, the status poll, a metrics scrape) run on async threads and
+    /// must never wait for the disk.
     fn ledger(&self) -> (MutexGuard<'_, Ledger>, Day) {
         let today = self.today();
         let mut ledger = self.ledger.lock().unwrap_or_else(|e| e.into_inner());
         if ledger.day != Some(today) {
             ledger.day = Some(today);
-            ledger.spent = self.store().load(today).unwrap_or_default();
+            ledger.spent = Spent::default();
             ledger.told = false;
+            let (store, shared) = (self.store(), Arc::clone(&self.ledger));
+            let spawned = std::thread::Builder::new().name("budget-load".into()).spawn(move || {
+                let Some(stored) = store.load(today) else { return };
+                let mut ledger = shared.lock().unwrap_or_else(|e| e.into_inner());
+                if ledger.day == Some(today) {
+                    ledger.spent = ledger.spent.at_least(stored);
+                }
+            });
+            if let Err(e) = spawned {
+                tracing::warn!("cannot read today's stored spend ({e}); counting from zero");
+            }
         }
         (ledger, today)
     }

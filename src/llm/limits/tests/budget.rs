@@ -135,3 +135,42 @@ fn settings_read_from_toml() {
     assert_eq!(toml::from_str::<BudgetSettings>("").unwrap(), BudgetSettings::default());
     assert!(!BudgetSettings::default().has_cap());
 }
+
+/// A store whose reads take as long as a redb file held by another process can.
+struct SlowStore {
+    inner: MemoryBudgetStore,
+    delay: Duration,
+}
+
+impl BudgetStore for SlowStore {
+    fn load(&self, day: Day) -> Option<Spent> {
+        std::thread::sleep(self.delay);
+        self.inner.load(day)
+    }
+
+    fn save(&self, day: Day, spent: &Spent) {
+        self.inner.save(day, spent);
+    }
+}
+
+/// Gate checks, the status poll and metrics scrapes run on async threads: a new day must not
+/// make them wait for the store (before, the first check of a day read it under the lock).
+#[test]
+fn a_new_day_never_waits_for_the_store_and_its_stored_spend_still_counts() {
+    let settings = BudgetSettings { daily_token_budget: Some(1000), ..BudgetSettings::default() };
+    let (b, secs) = budget(settings, Arc::new(MemoryBudgetStore::default()));
+    let tomorrow = Day(b.today().0 + 1);
+    let slow_store = Arc::new(SlowStore { inner: MemoryBudgetStore::default(), delay: Duration::from_millis(500) });
+    slow_store.inner.save(tomorrow, &Spent { input_tokens: 1000, ..Spent::default() });
+    b.set_store(slow_store);
+    secs.fetch_add(24 * 3600, Ordering::SeqCst);
+    let started = std::time::Instant::now();
+    assert!(b.check().is_ok(), "counting from zero until the stored spend is read");
+    assert!(started.elapsed() < Duration::from_millis(100), "waited {:?} for the store", started.elapsed());
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while b.check().is_ok() {
+        assert!(std::time::Instant::now() < deadline, "the stored spend never counted");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(b.spent().tokens(), 1000);
+}
