@@ -320,3 +320,27 @@ fn two_servers_on_one_workspace_share_the_cache() {
     assert!(first.shutdown().success());
     assert!(second.shutdown().success());
 }
+
+/// `reviewFile {agent}` re-reviews with one agent: its findings replace only that agent's part
+/// of what is shown, never the other agents' diagnostics of the file.
+#[test]
+fn review_file_with_one_agent_keeps_the_other_agents_findings() {
+    let ws = workspace();
+    let mut c = LspClient::start(ws.path(), Options::default());
+    let uri = file_uri(&ws.path().join("a.py"));
+    c.open(&uri, "python", 3, PY);
+    let before = codes(&c.diagnostics(&uri, Some(3)));
+    for rule in ["python/correctness/none-comparison", "python/security/eval"] {
+        assert!(before.contains(&rule.to_string()), "{before:?}");
+    }
+    let answer = c.request(
+        "workspace/executeCommand",
+        json!({"command": "review-lsp.reviewFile", "arguments": [{"uri": uri, "agent": "security"}]}),
+    );
+    assert_eq!(answer["version"], 3, "{answer}");
+    let after = codes(&c.diagnostics(&uri, Some(3)));
+    let mut sorted = (before.clone(), after.clone());
+    sorted.0.sort();
+    sorted.1.sort();
+    assert_eq!(sorted.0, sorted.1, "the security-only review must not drop the correctness findings");
+}

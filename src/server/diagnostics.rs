@@ -2,6 +2,7 @@
 //! version it reviewed, then the model phase on its own task (`model_tasks.rs`). The
 //! diagnostics themselves are built in `diagnostic_build`.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,6 +15,7 @@ use super::folders::Folder;
 use super::session::Session;
 use crate::lines::Locator;
 use crate::llm::limits::Priority;
+use crate::review::finding::{Category, Finding};
 use crate::review::{Outcome, Request, phases};
 use crate::scheduler::{Job, Lane};
 
@@ -77,6 +79,7 @@ pub async fn review_open_document(
         uri: uri.clone(),
         version: snapshot.version,
         priority: request.priority,
+        only: request.agents.clone(),
         folder: folder.clone(),
         started: std::time::Instant::now(),
     };
@@ -94,7 +97,7 @@ pub async fn review_open_document(
         }
     };
     session.totals().record(&reviewed.offline);
-    publish_if_current(&session, uri.clone(), edit.version, &reviewed.offline).await;
+    publish_if_current(&session, uri.clone(), edit.version, &reviewed.offline, edit.only.as_ref()).await;
     let Some(model) = reviewed.model else {
         edit.finish(&reviewed.offline, 0);
         return Some(Reviewing::Done(Box::new(reviewed.offline)));
@@ -110,6 +113,8 @@ struct EditReview {
     uri: Uri,
     version: i32,
     priority: Priority,
+    /// The agents this review was limited to (`reviewFile {agent}`), if any.
+    only: Option<BTreeSet<Category>>,
     folder: Arc<Folder>,
     started: std::time::Instant,
 }
@@ -160,7 +165,7 @@ async fn model_phase(
     if let Some(why) = outcome.llm_unavailable.first() {
         session.warn_llm_once(why).await;
     }
-    publish_if_current(&session, edit.uri.clone(), edit.version, &outcome).await;
+    publish_if_current(&session, edit.uri.clone(), edit.version, &outcome, edit.only.as_ref()).await;
     edit.finish(&outcome, tokens);
     Some(outcome)
 }
@@ -174,22 +179,40 @@ fn shown_path(folder: &Folder, uri: &Uri) -> String {
     }
 }
 
-pub async fn publish_if_current(session: &Session, uri: Uri, version: i32, outcome: &Outcome) {
+/// Publishes `outcome` if the document is still at `version`. A review limited to some agents
+/// (`only`) replaces just their findings in what was last published for that version, so the
+/// rest of the file's diagnostics stay.
+pub async fn publish_if_current(
+    session: &Session,
+    uri: Uri,
+    version: i32,
+    outcome: &Outcome,
+    only: Option<&BTreeSet<Category>>,
+) {
     // The rope is cloned (O(1), shared) under the lock; the diagnostics are built outside it.
-    let rope = session.with_documents(|docs| docs.get(&uri).filter(|d| d.version == version).map(|d| d.rope.clone()));
-    match rope {
-        Some(rope) => {
-            let enc = session.info().encoding;
-            let max = session.folder_of(&uri).engine().settings().max_findings_per_file;
-            let diagnostics =
-                diagnostic_build::build(&Locator::from_rope(rope), Some(version), &outcome.findings, enc, max);
-            session.totals().published += 1;
-            session.client.publish_diagnostics(uri, diagnostics, Some(version)).await;
+    let current = session.with_documents(|docs| {
+        docs.get(&uri).filter(|d| d.version == version).map(|d| (d.rope.clone(), d.published.clone()))
+    });
+    let Some((rope, previous)) = current else {
+        // A newer edit arrived while we reviewed; its own review will publish. Keeping the
+        // last good set until then avoids flicker.
+        session.totals().stale_results_dropped += 1;
+        return;
+    };
+    let findings: Arc<Vec<Finding>> = match (only, previous) {
+        (Some(agents), Some((published, before))) if published == version => Arc::new(
+            before.iter().filter(|f| !agents.contains(&f.category)).chain(&outcome.findings).cloned().collect(),
+        ),
+        _ => Arc::new(outcome.findings.clone()),
+    };
+    let enc = session.info().encoding;
+    let max = session.folder_of(&uri).engine().settings().max_findings_per_file;
+    let diagnostics = diagnostic_build::build(&Locator::from_rope(rope), Some(version), &findings, enc, max);
+    session.with_documents(|docs| {
+        if let Some(doc) = docs.get_mut(&uri).filter(|d| d.version == version) {
+            doc.published = Some((version, findings));
         }
-        None => {
-            // A newer edit arrived while we reviewed; its own review will publish. Keeping
-            // the last good set until then avoids flicker.
-            session.totals().stale_results_dropped += 1;
-        }
-    }
+    });
+    session.totals().published += 1;
+    session.client.publish_diagnostics(uri, diagnostics, Some(version)).await;
 }

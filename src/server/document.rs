@@ -1,9 +1,12 @@
 //! Owns an open document: its rope, version and language, and applying incremental edits.
 
+use std::sync::Arc;
+
 use ropey::Rope;
 use tower_lsp_server::ls_types::TextDocumentContentChangeEvent;
 
 use super::encoding::{PositionEncoding, position_to_char};
+use crate::review::finding::Finding;
 use crate::syntax::Language;
 
 pub struct TextDocument {
@@ -11,11 +14,14 @@ pub struct TextDocument {
     pub version: i32,
     /// `None` for files we don't review; they are still tracked so edits stay consistent.
     pub language: Option<Language>,
+    /// The findings last published, and for which version: a review with one agent
+    /// (`reviewFile {agent}`) replaces only that agent's part of them.
+    pub published: Option<(i32, Arc<Vec<Finding>>)>,
 }
 
 impl TextDocument {
     pub fn new(text: &str, version: i32, language: Option<Language>) -> TextDocument {
-        TextDocument { rope: Rope::from_str(text), version, language }
+        TextDocument { rope: Rope::from_str(text), version, language, published: None }
     }
 
     /// Applies one didChange batch in order. A change without a range replaces the text.

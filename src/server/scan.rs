@@ -15,6 +15,7 @@ use tower_lsp_server::jsonrpc::{Error, Result};
 use tower_lsp_server::ls_types::{NumberOrString, ProgressToken, Uri};
 
 use super::diagnostic_build;
+use super::diagnostics::publish_if_current;
 use super::folders::Folder;
 use super::session::{Session, Snapshot};
 use crate::lines::Locator;
@@ -374,24 +375,18 @@ async fn publish_scanned(
     text: &str,
     outcome: &crate::review::Outcome,
 ) {
-    let target = session.with_documents(|docs| match (docs.get(uri), version) {
-        (Some(doc), Some(v)) if doc.version == v => Some(Some(doc.rope.clone())),
-        (None, None) => Some(None),
-        _ => None,
-    });
-    let Some(rope) = target else {
+    if let Some(version) = version {
+        return publish_if_current(session, uri.clone(), version, outcome, None).await;
+    }
+    if session.with_documents(|docs| docs.contains_key(uri)) {
         session.totals().stale_results_dropped += 1;
         return;
-    };
-    let locator = match rope {
-        Some(rope) => Locator::from_rope(rope),
-        None => Locator::new(text),
-    };
+    }
     let enc = session.info().encoding;
     let max = session.folder_of(uri).engine().settings().max_findings_per_file;
-    let diagnostics = diagnostic_build::build(&locator, version, &outcome.findings, enc, max);
+    let diagnostics = diagnostic_build::build(&Locator::new(text), None, &outcome.findings, enc, max);
     session.totals().published += 1;
-    session.client.publish_diagnostics(uri.clone(), diagnostics, version).await;
+    session.client.publish_diagnostics(uri.clone(), diagnostics, None).await;
 }
 
 /// Sends the LLM jobs of several scanned files in shared calls (per agent), then publishes
