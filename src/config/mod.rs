@@ -204,17 +204,29 @@ impl CacheSettings {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct LogSettings {
-    /// Log file for the server; default `<cache dir>/logs/review-lsp.log`.
+    /// Log file for the server; default daily files `<cache dir>/logs/review-lsp.DATE.log`.
     pub file: Option<PathBuf>,
 }
 
+/// `$XDG_CACHE_HOME/review-lsp`, else `~/.cache/review-lsp`: results, the store, logs.
 pub fn default_cache_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
+    xdg_dir("XDG_CACHE_HOME", ".cache", "review-lsp")
+}
+
+/// `$XDG_STATE_HOME/review-lsp`, else `~/.local/state/review-lsp`: the trust store, and a
+/// named log file's folder may be created here.
+pub fn default_state_dir() -> PathBuf {
+    xdg_dir("XDG_STATE_HOME", ".local/state", "review-lsp-state")
+}
+
+/// This program's folder under an XDG base directory; without a home, under the temp dir.
+fn xdg_dir(variable: &str, under_home: &str, in_temp: &str) -> PathBuf {
+    if let Some(dir) = std::env::var_os(variable).filter(|d| !d.is_empty()) {
         return PathBuf::from(dir).join("review-lsp");
     }
     match std::env::home_dir() {
-        Some(home) => home.join(".cache").join("review-lsp"),
-        None => std::env::temp_dir().join("review-lsp"),
+        Some(home) => home.join(under_home).join("review-lsp"),
+        None => std::env::temp_dir().join(in_temp),
     }
 }
 

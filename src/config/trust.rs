@@ -45,15 +45,9 @@ impl TrustStore {
         TrustStore { dir: dir.into() }
     }
 
-    /// `$XDG_STATE_HOME/review-lsp`, else `~/.local/state/review-lsp`.
+    /// The state directory ([`super::default_state_dir`]).
     pub fn default_location() -> PathBuf {
-        if let Some(dir) = std::env::var_os("XDG_STATE_HOME").filter(|d| !d.is_empty()) {
-            return PathBuf::from(dir).join("review-lsp");
-        }
-        match std::env::home_dir() {
-            Some(home) => home.join(".local").join("state").join("review-lsp"),
-            None => std::env::temp_dir().join("review-lsp-state"),
-        }
+        super::default_state_dir()
     }
 
     pub fn default_store() -> TrustStore {

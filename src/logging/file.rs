@@ -27,15 +27,6 @@ pub fn default_log_dir() -> PathBuf {
     crate::config::default_cache_dir().join("logs")
 }
 
-/// `$XDG_STATE_HOME/review-lsp`, else `~/.local/state/review-lsp`: the other folder this
-/// program owns, where a named log file's folder may be created.
-pub fn state_dir() -> Option<PathBuf> {
-    if let Some(dir) = std::env::var_os("XDG_STATE_HOME").filter(|d| !d.is_empty()) {
-        return Some(PathBuf::from(dir).join("review-lsp"));
-    }
-    std::env::home_dir().map(|home| home.join(".local/state/review-lsp"))
-}
-
 /// The default log: daily files `review-lsp.YYYY-MM-DD.log` in `dir`, at most
 /// [`KEPT_LOG_FILES`] of them. The appender deletes only regular files in `dir` named with
 /// its prefix and suffix, so nothing outside this folder is ever touched.
@@ -118,8 +109,7 @@ fn ensure_parent(path: &Path) -> io::Result<()> {
     if parent.is_dir() {
         return Ok(());
     }
-    let owned_dirs: Vec<PathBuf> =
-        [Some(crate::config::default_cache_dir()), state_dir()].into_iter().flatten().collect();
+    let owned_dirs = [crate::config::default_cache_dir(), crate::config::default_state_dir()];
     if inside_any(parent, &owned_dirs) {
         return std::fs::create_dir_all(parent);
     }
@@ -128,8 +118,8 @@ fn ensure_parent(path: &Path) -> io::Result<()> {
         format!(
             "the folder {} does not exist; review-lsp creates folders only inside {} or {}",
             escape::path(parent),
-            escape::path(&crate::config::default_cache_dir()),
-            state_dir().as_deref().map_or_else(|| "its state directory".into(), escape::path),
+            escape::path(&owned_dirs[0]),
+            escape::path(&owned_dirs[1]),
         ),
     ))
 }

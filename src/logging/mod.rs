@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
 pub use escaped::{Escaped, EscapedWriter};
-pub use file::{KEPT_LOG_FILES, default_log_dir, open_named, state_dir};
+pub use file::{KEPT_LOG_FILES, default_log_dir, open_named};
 use tracing_appender::non_blocking::WorkerGuard;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
